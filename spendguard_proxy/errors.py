@@ -1,0 +1,88 @@
+"""One exception hierarchy for every error SpendGuard itself answers with.
+
+Each class knows its HTTP status and its type string; the server turns any of them into
+DESIGN §3's body ``{"detail": msg, "error": {"message", "type", "code"}}`` in one place, and
+the CLI prints the message as one line on stderr.
+"""
+
+from __future__ import annotations
+
+
+class SpendGuardError(Exception):
+    status = 500
+    type = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def body(self) -> dict:
+        return {
+            "detail": self.message,
+            "error": {"message": self.message, "type": self.type, "code": self.type},
+        }
+
+
+class InvalidRequest(SpendGuardError):
+    status = 400
+    type = "invalid_request"
+
+
+class UnknownModel(InvalidRequest):
+    def __init__(self, provider: str, model: str) -> None:
+        super().__init__(f"Unknown model for pricing: {provider}:{model}")
+
+
+class AuthenticationError(SpendGuardError):
+    status = 401
+    type = "authentication_error"
+
+
+class PermissionDenied(SpendGuardError):
+    status = 403
+    type = "permission_denied"
+
+
+class NotFound(SpendGuardError):
+    status = 404
+    type = "not_found"
+
+
+class InsufficientBudget(SpendGuardError):
+    status = 402
+    type = "insufficient_budget"
+
+
+class BudgetLocked(SpendGuardError):
+    status = 409
+    type = "budget_locked"
+
+    def __init__(self, message: str = "Agent budget is locked by an in-flight run") -> None:
+        super().__init__(message)
+
+
+class RequestTooLarge(SpendGuardError):
+    status = 413
+    type = "request_too_large"
+
+
+class ProviderUnavailable(SpendGuardError):
+    status = 502
+    type = "provider_unavailable"
+
+
+class DatabaseUnavailable(SpendGuardError):
+    status = 503
+    type = "database_unavailable"
+
+
+class ProviderTimeout(SpendGuardError):
+    status = 504
+    type = "provider_timeout"
+
+
+class PricingError(SpendGuardError):
+    """A pricing document failed a check; at start-up it stops the process."""
+
+    status = 503
+    type = "pricing_unavailable"

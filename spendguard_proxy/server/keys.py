@@ -1,0 +1,18 @@
+"""Typed keys for the state an aiohttp application carries (created in cleanup_ctx)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from aiohttp import web
+
+from spendguard_proxy.settings import Settings
+
+if TYPE_CHECKING:
+    from spendguard_proxy.pricing.state import PricingState
+
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+PRICING = web.AppKey("pricing", "PricingState")
+UPSTREAMS = web.AppKey("upstreams", dict[str, Any])

@@ -1,0 +1,115 @@
+"""Configuration from the environment (``CAP_`` prefix, plus the providers' own variable names).
+
+Built once at the entry point and passed down; no other module reads the environment.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import platformdirs
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Mode(str, Enum):
+    sidecar = "sidecar"
+    hosted = "hosted"
+
+
+class PricingSource(str, Enum):
+    bundled = "bundled"
+    file = "file"
+    remote = "remote"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("spendguard", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CAP_", extra="ignore", frozen=True)
+
+    mode: Mode = Mode.sidecar
+    database_url: str | None = None
+    data_dir: Path = Field(default_factory=default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = Field(8787, ge=0, le=65535)
+    base_url: str | None = None
+    api_key: str | None = None
+
+    pricing_source: PricingSource = PricingSource.bundled
+    pricing_url: str | None = None
+    pricing_file: Path | None = None
+    pricing_verify_signature: bool = True
+    pricing_signing_public_key: str | None = None
+    pricing_signing_private_key: str | None = None
+    pricing_schema_version: str = "1"
+    price_table_refresh_seconds: int = Field(300, ge=1)
+    pricing_expiry_skew_seconds: int = Field(0, ge=0)
+
+    lock_ttl_seconds: int = Field(300, ge=3, le=86_400)
+    sweep_interval_seconds: float = Field(30.0, gt=0)
+    default_max_tokens: int = Field(4096, ge=1)
+    capture_content: bool = False
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    db_pool_min_size: int = Field(2, ge=1)
+    db_pool_max_size: int = Field(20, ge=1)
+    db_command_timeout_s: float = Field(30.0, gt=0)
+    key_cache_ttl_s: float = Field(2.0, ge=0, le=10)
+
+    upstream_connect_timeout_s: float = Field(10.0, gt=0)
+    upstream_first_byte_timeout_s: float = Field(120.0, gt=0)
+    upstream_idle_timeout_s: float = Field(120.0, gt=0)
+    upstream_max_connections: int = Field(1000, ge=1)
+
+    openai_api_key: str | None = Field(None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str = Field("https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")
+    xai_api_key: str | None = Field(
+        None, validation_alias=AliasChoices("XAI_API_KEY", "GROK_API_KEY")
+    )
+    xai_base_url: str = Field("https://api.x.ai/v1", validation_alias="XAI_BASE_URL")
+    anthropic_api_key: str | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
+    anthropic_base_url: str = Field(
+        "https://api.anthropic.com", validation_alias="ANTHROPIC_BASE_URL"
+    )
+    gemini_api_key: str | None = Field(None, validation_alias="GEMINI_API_KEY")
+    gemini_base_url: str = Field(
+        "https://generativelanguage.googleapis.com", validation_alias="GEMINI_BASE_URL"
+    )
+
+    @field_validator("openai_base_url", "xai_base_url", "anthropic_base_url", "gemini_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def lock_ttl_microseconds(self) -> int:
+        return self.lock_ttl_seconds * 1_000_000
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message names the environment variable."""
+
+
+def _env_name(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, str):
+        return alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"CAP_{field.upper()}"
+
+
+def load_settings(**overrides) -> Settings:
+    """Read the environment; a bad value raises SettingsError naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            problems.append(f"{_env_name(field)}: {err['msg']} (got {err.get('input')!r})")
+        raise SettingsError("Invalid configuration: " + "; ".join(problems)) from None
