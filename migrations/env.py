@@ -1,0 +1,53 @@
+"""Alembic environment (async, postgresql+asyncpg).
+
+Every run holds a PostgreSQL advisory lock, so replicas that start together against one
+database migrate one after the other instead of racing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import sqlalchemy as sa
+from alembic import context
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from spendguard_proxy.db.schema import metadata
+from spendguard_proxy.db.url import resolve_database_url, to_sqlalchemy_url
+from spendguard_proxy.settings import load_settings
+
+MIGRATION_LOCK_KEY = 0x5347_4D49  # "SGMI"
+
+config = context.config
+
+
+def _database_url() -> str:
+    url = config.attributes.get("database_url")
+    if url is None:
+        url = resolve_database_url(load_settings())
+    return to_sqlalchemy_url(url)
+
+
+def _run_locked(connection: sa.Connection) -> None:
+    connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+    try:
+        context.configure(connection=connection, target_metadata=metadata, compare_type=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
+        connection.commit()
+
+
+async def _run_online() -> None:
+    engine = create_async_engine(_database_url(), poolclass=sa.NullPool)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run_locked)
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("Offline (--sql) migrations are not supported; run against a database.")
+asyncio.run(_run_online())

@@ -1,0 +1,166 @@
+"""Where the tenant-level commands (agent, budget, usage) act.
+
+``DbBackend`` calls the ledger functions on the database directly (the server's own code
+path); ``HttpBackend`` talks to a running SpendGuard, as a hosted tenant without database
+access does. Both return the API's JSON objects, so the output is the same either way.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from typing import Any
+
+from spendguard_proxy import ledger
+from spendguard_proxy.errors import AuthenticationError, PermissionDenied
+from spendguard_proxy.server.bodies import BudgetSet, validate
+from spendguard_proxy.settings import Mode, Settings
+from spendguard_proxy.tenants import looks_like_key, resolve_key
+
+HTTP_TIMEOUT_S = 30
+
+
+class CliError(Exception):
+    """One line for stderr, exit status 1."""
+
+
+def _uuid(value: str, what: str = "agent id") -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise CliError(f"Invalid {what}: {value!r} is not a UUID") from None
+
+
+class DbBackend:
+    def __init__(self, pool, tenant_id: uuid.UUID) -> None:
+        self.pool = pool
+        self.tenant_id = tenant_id
+
+    @classmethod
+    async def open(cls, pool, settings: Settings, api_key: str | None) -> DbBackend:
+        if settings.mode is Mode.sidecar:
+            return cls(pool, ledger.LOCAL_TENANT_ID)
+        if not api_key:
+            raise CliError("Hosted mode requires API key via --api-key or CAP_API_KEY")
+        found = await resolve_key(pool, api_key) if looks_like_key(api_key) else None
+        if found is None:
+            raise AuthenticationError("Invalid or revoked API key")
+        tenant_id, scopes = found
+        if "cap:admin" not in scopes:
+            raise PermissionDenied("This API key lacks the cap:admin scope")
+        return cls(pool, tenant_id)
+
+    async def create_agent(self, name: str | None) -> dict[str, Any]:
+        agent = await ledger.create_agent(self.pool, self.tenant_id, name)
+        return {"agent_id": agent["agent_id"]}
+
+    async def list_agents(self) -> dict[str, Any]:
+        return {"agents": await ledger.list_agents(self.pool, self.tenant_id)}
+
+    async def get_agent(self, agent: str) -> dict[str, Any]:
+        return await ledger.get_agent(self.pool, self.tenant_id, _uuid(agent))
+
+    async def rename_agent(self, agent: str, name: str) -> dict[str, Any]:
+        return await ledger.rename_agent(self.pool, self.tenant_id, _uuid(agent), name)
+
+    async def delete_agent(self, agent: str) -> dict[str, Any]:
+        return await ledger.delete_agent(self.pool, self.tenant_id, _uuid(agent))
+
+    async def set_budget(
+        self, agent: str, limit: int, topup: int | None, concurrency: str | None
+    ) -> dict[str, Any]:
+        body = validate(
+            BudgetSet,
+            {"hard_limit_cents": limit, "topup_cents": topup, "concurrency": concurrency},
+        )
+        return await ledger.set_budget(
+            self.pool,
+            self.tenant_id,
+            _uuid(agent),
+            hard_limit_cents=body.hard_limit_cents,
+            topup_cents=body.topup_cents,
+            concurrency=body.concurrency,
+        )
+
+    async def get_budget(self, agent: str) -> dict[str, Any]:
+        return await ledger.get_budget(self.pool, self.tenant_id, _uuid(agent))
+
+    async def usage(self, agent: str, limit: int, before: int | None) -> dict[str, Any]:
+        return await ledger.list_usage(
+            self.pool, self.tenant_id, _uuid(agent), limit=limit, before=before
+        )
+
+
+class HttpBackend:
+    def __init__(self, base_url: str, api_key: str | None, mode: Mode) -> None:
+        if mode is Mode.hosted and not api_key:
+            raise CliError("Hosted mode requires API key via --api-key or CAP_API_KEY")
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+
+    def _call(self, method: str, path: str, payload: dict | None = None) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        data = None
+        if payload is not None:
+            data = json.dumps(payload).encode()
+            headers["Content-Type"] = "application/json"
+        if self.api_key:
+            headers["x-api-key"] = self.api_key
+        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S) as resp:
+                return json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            raise CliError(f"HTTP {exc.code}: {_detail(exc.read())}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise CliError(f"Cannot reach SpendGuard at {self.base_url}: {reason}") from None
+
+    def _agent_path(self, agent: str, suffix: str = "") -> str:
+        return f"/v1/agents/{urllib.parse.quote(agent, safe='')}{suffix}"
+
+    async def create_agent(self, name: str | None) -> dict[str, Any]:
+        return self._call("POST", "/v1/agents", {"name": name} if name else {})
+
+    async def list_agents(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/agents")
+
+    async def get_agent(self, agent: str) -> dict[str, Any]:
+        return self._call("GET", self._agent_path(agent))
+
+    async def rename_agent(self, agent: str, name: str) -> dict[str, Any]:
+        return self._call("PATCH", self._agent_path(agent), {"name": name})
+
+    async def delete_agent(self, agent: str) -> dict[str, Any]:
+        return self._call("DELETE", self._agent_path(agent))
+
+    async def set_budget(
+        self, agent: str, limit: int, topup: int | None, concurrency: str | None
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"hard_limit_cents": limit}
+        if topup is not None:
+            payload["topup_cents"] = topup
+        if concurrency is not None:
+            payload["concurrency"] = concurrency
+        return self._call("POST", self._agent_path(agent, "/budget"), payload)
+
+    async def get_budget(self, agent: str) -> dict[str, Any]:
+        return self._call("GET", self._agent_path(agent, "/budget"))
+
+    async def usage(self, agent: str, limit: int, before: int | None) -> dict[str, Any]:
+        query = f"?limit={limit}" + (f"&before={before}" if before is not None else "")
+        return self._call("GET", self._agent_path(agent, "/usage") + query)
+
+
+def _detail(raw: bytes) -> str:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")[:500] or "request failed"
+    if isinstance(body, dict) and isinstance(body.get("detail"), str):
+        return body["detail"]
+    return json.dumps(body)[:500]
+

@@ -1,0 +1,65 @@
+"""The asyncpg connection pool and the migration entry points."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import asyncpg
+
+from spendguard_proxy.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+        command_timeout=settings.db_command_timeout_s,
+        init=_init_connection,
+        # A hold must be durable before the provider is called: a hold lost in a crash
+        # would let a billed call go uncounted. Never trade this for speed.
+        server_settings={"synchronous_commit": "on", "application_name": "spendguard"},
+    )
+
+
+def alembic_config(dsn: str):
+    from alembic.config import Config
+
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    cfg.attributes["database_url"] = dsn
+    return cfg
+
+
+def upgrade(dsn: str, revision: str = "head") -> None:
+    """Run migrations (under the env's advisory lock). Must not run inside an event loop."""
+    from alembic import command
+
+    command.upgrade(alembic_config(dsn), revision)
+
+
+def downgrade(dsn: str, revision: str) -> None:
+    from alembic import command
+
+    command.downgrade(alembic_config(dsn), revision)
+
+
+def current(dsn: str) -> str | None:
+    import asyncio
+
+    async def _read() -> str | None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            exists = await conn.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL")
+            return await conn.fetchval("SELECT version_num FROM alembic_version") if exists else None
+        finally:
+            await conn.close()
+
+    return asyncio.run(_read())

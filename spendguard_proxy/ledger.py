@@ -1,0 +1,429 @@
+"""The only code that changes money.
+
+Every balance change is one transaction holding ``SELECT … FOR UPDATE`` on the agent's budget
+row and appends a ledger row with its delta and the balance after it. Reserve, settle and
+expiry run as single-statement database functions (migrations/versions/0002) so the row lock
+lasts one server-side step; the rules are documented there and on each function here.
+
+Amounts are integer microcents (1 cent = 1,000,000 µ¢); cents appear only at the API edge.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+from typing import Any
+
+import asyncpg
+
+from spendguard_proxy.errors import BudgetLocked, InsufficientBudget, NotFound
+
+MICROCENTS_PER_CENT = 1_000_000
+LOCAL_TENANT_ID = uuid.UUID(int=0)
+
+Db = asyncpg.Pool | asyncpg.Connection
+
+
+def to_cents_floor(microcents: int) -> int:
+    return microcents // MICROCENTS_PER_CENT
+
+
+def to_cents_ceil(microcents: int) -> int:
+    return -(-microcents // MICROCENTS_PER_CENT)
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.isoformat().replace("+00:00", "Z") if ts is not None else None
+
+
+# ---------------------------------------------------------------- agents
+
+
+def _agent_json(row: asyncpg.Record) -> dict[str, Any]:
+    return {"agent_id": str(row["id"]), "name": row["name"], "created_at": _iso(row["created_at"])}
+
+
+def _agent_not_found(agent_id: uuid.UUID) -> NotFound:
+    return NotFound(f"Agent not found: {agent_id}")
+
+
+async def create_agent(db: Db, tenant_id: uuid.UUID, name: str | None) -> dict[str, Any]:
+    row = await db.fetchrow(
+        "INSERT INTO agents (id, tenant_id, name) VALUES ($1, $2, $3)"
+        " RETURNING id, name, created_at",
+        uuid.uuid4(),
+        tenant_id,
+        name,
+    )
+    return _agent_json(row)
+
+
+async def list_agents(db: Db, tenant_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        "SELECT id, name, created_at FROM agents WHERE tenant_id = $1 AND deleted_at IS NULL"
+        " ORDER BY created_at, id",
+        tenant_id,
+    )
+    return [_agent_json(r) for r in rows]
+
+
+async def get_agent(db: Db, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> dict[str, Any]:
+    row = await db.fetchrow(
+        "SELECT id, name, created_at FROM agents"
+        " WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+        agent_id,
+        tenant_id,
+    )
+    if row is None:
+        raise _agent_not_found(agent_id)
+    return _agent_json(row)
+
+
+async def rename_agent(
+    db: Db, tenant_id: uuid.UUID, agent_id: uuid.UUID, name: str
+) -> dict[str, Any]:
+    row = await db.fetchrow(
+        "UPDATE agents SET name = $3 WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL"
+        " RETURNING id, name, created_at",
+        agent_id,
+        tenant_id,
+        name,
+    )
+    if row is None:
+        raise _agent_not_found(agent_id)
+    return _agent_json(row)
+
+
+async def delete_agent(db: Db, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> dict[str, Any]:
+    """Hide the agent; its budget and ledger stay for audit, and calls in flight still settle."""
+    row = await db.fetchrow(
+        "UPDATE agents SET deleted_at = now()"
+        " WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL RETURNING id",
+        agent_id,
+        tenant_id,
+    )
+    if row is None:
+        raise _agent_not_found(agent_id)
+    return {"agent_id": str(agent_id), "deleted": True}
+
+
+async def create_run(db: Db, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> dict[str, Any]:
+    run_id = await db.fetchval(
+        "INSERT INTO runs (id, agent_id) SELECT $1, id FROM agents"
+        " WHERE id = $2 AND tenant_id = $3 AND deleted_at IS NULL RETURNING id",
+        uuid.uuid4(),
+        agent_id,
+        tenant_id,
+    )
+    if run_id is None:
+        raise _agent_not_found(agent_id)
+    return {"run_id": str(run_id)}
+
+
+# ---------------------------------------------------------------- budgets
+
+_BUDGET_SQL = """
+SELECT b.agent_id, b.hard_limit_microcents, b.remaining_microcents, b.held_microcents,
+       b.concurrency, b.locked_run_id,
+       (SELECT max(expires_at) FROM holds h WHERE h.agent_id = b.agent_id) AS locked_expires_at
+  FROM budgets b JOIN agents a ON a.id = b.agent_id
+ WHERE b.agent_id = $1 AND a.tenant_id = $2 AND a.deleted_at IS NULL
+"""
+
+
+def _budget_json(row: asyncpg.Record) -> dict[str, Any]:
+    remaining = row["remaining_microcents"]
+    held = row["held_microcents"]
+    return {
+        "agent_id": str(row["agent_id"]),
+        "hard_limit_cents": to_cents_floor(row["hard_limit_microcents"]),
+        "remaining_cents": to_cents_floor(remaining),
+        "remaining_microcents": remaining,
+        "available_cents": to_cents_floor(remaining - held),
+        "concurrency": row["concurrency"],
+        "locked_run_id": str(row["locked_run_id"]) if row["locked_run_id"] else None,
+        "locked_cents": to_cents_ceil(held),
+        "locked_expires_at": _iso(row["locked_expires_at"]),
+    }
+
+
+async def get_budget(db: Db, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> dict[str, Any]:
+    row = await db.fetchrow(_BUDGET_SQL, agent_id, tenant_id)
+    if row is None:
+        await get_agent(db, tenant_id, agent_id)  # 404 for a missing agent comes first
+        raise NotFound(
+            f"No budget set for agent {agent_id}; set one with"
+            f" POST /v1/agents/{agent_id}/budget or `spendguard budget set`"
+        )
+    return _budget_json(row)
+
+
+async def set_budget(
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    *,
+    hard_limit_cents: int,
+    topup_cents: int | None,
+    concurrency: str | None,
+) -> dict[str, Any]:
+    """Create or change a budget (reference rules, DESIGN §3).
+
+    New budget: remaining = min(limit, topup or limit). Existing: remaining becomes
+    min(remaining + topup, limit) but never less than the live holds, so a limit change
+    cannot take back money already promised to calls in flight.
+    """
+    limit = hard_limit_cents * MICROCENTS_PER_CENT
+    topup = (topup_cents or 0) * MICROCENTS_PER_CENT
+    async with pool.acquire() as conn, conn.transaction():
+        agent = await conn.fetchval(
+            "SELECT id FROM agents WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL"
+            " FOR UPDATE",
+            agent_id,
+            tenant_id,
+        )
+        if agent is None:
+            raise _agent_not_found(agent_id)
+        row = await conn.fetchrow(
+            "SELECT * FROM budgets WHERE agent_id = $1 FOR UPDATE", agent_id
+        )
+        if row is None:
+            start = min(limit, topup or limit)
+            await conn.execute(
+                "INSERT INTO budgets (agent_id, hard_limit_microcents, remaining_microcents,"
+                " concurrency) VALUES ($1, $2, $3, $4)",
+                agent_id,
+                limit,
+                start,
+                concurrency or "exclusive",
+            )
+            await _append(conn, agent_id, "topup", start, start)
+        else:
+            if row["hold_count"] and await conn.fetchval("SELECT sg_expire_holds($1)", agent_id):
+                row = await conn.fetchrow("SELECT * FROM budgets WHERE agent_id = $1", agent_id)
+            old = row["remaining_microcents"]
+            new = max(min(old + topup, limit), row["held_microcents"])
+            await conn.execute(
+                "UPDATE budgets SET hard_limit_microcents = $2, remaining_microcents = $3,"
+                " concurrency = COALESCE($4, concurrency), updated_at = now()"
+                " WHERE agent_id = $1",
+                agent_id,
+                limit,
+                new,
+                concurrency,
+            )
+            if new != old or limit != row["hard_limit_microcents"]:
+                kind = "topup" if new > old else "limit_change"
+                await _append(conn, agent_id, kind, new - old, new)
+        return _budget_json(await conn.fetchrow(_BUDGET_SQL, agent_id, tenant_id))
+
+
+async def _append(
+    conn: asyncpg.Connection, agent_id: uuid.UUID, kind: str, delta: int, balance: int
+) -> None:
+    await conn.execute(
+        "INSERT INTO ledger_entries (agent_id, kind, delta_microcents, balance_after_microcents)"
+        " VALUES ($1, $2, $3, $4)",
+        agent_id,
+        kind,
+        delta,
+        balance,
+    )
+
+
+# ---------------------------------------------------------------- usage
+
+_USAGE_COLUMNS = (
+    "id, kind, delta_microcents, balance_after_microcents, run_id, provider, model,"
+    " input_tokens, output_tokens, wcec_microcents, realized_microcents, overrun_microcents,"
+    " termination_reason, billing_breakdown, created_at"
+)
+
+
+async def list_usage(
+    db: Db, tenant_id: uuid.UUID, agent_id: uuid.UUID, *, limit: int, before: int | None
+) -> dict[str, Any]:
+    """Ledger rows, newest first; ``next_before`` pages further back (null at the end)."""
+    await get_agent(db, tenant_id, agent_id)
+    rows = await db.fetch(
+        f"SELECT {_USAGE_COLUMNS} FROM ledger_entries"
+        " WHERE agent_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+        agent_id,
+        before,
+        limit,
+    )
+    entries = []
+    for row in rows:
+        entry = dict(row)
+        entry["run_id"] = str(row["run_id"]) if row["run_id"] else None
+        entry["created_at"] = _iso(row["created_at"])
+        entries.append(entry)
+    next_before = entries[-1]["id"] if len(entries) == limit else None
+    return {"agent_id": str(agent_id), "entries": entries, "next_before": next_before}
+
+
+# ---------------------------------------------------------------- reserve / settle
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveRequest:
+    tenant_id: uuid.UUID
+    agent_id: uuid.UUID
+    run_id: uuid.UUID
+    fixed_microcents: int  # worst-case input + fees
+    output_rate: Fraction  # worst-case µ¢ per output token
+    max_tokens: int  # the most output the call may ask for (client value or model cap)
+    min_tokens: int = 1  # fewer affordable tokens than this is a 402
+    provider: str | None = None
+    model: str | None = None
+    input_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    hold_id: uuid.UUID
+    run_id: uuid.UUID
+    agent_id: uuid.UUID
+    max_tokens: int  # the clamp: what the budget can pay for
+    hold_microcents: int
+    remaining_microcents: int
+    available_microcents: int
+
+
+_RESERVE_SQL = "SELECT * FROM sg_reserve($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
+
+
+async def reserve(db: Db, req: ReserveRequest, *, ttl_s: int) -> Reservation:
+    """Hold the worst-case cost of a call, clamping its output to what the budget can pay.
+
+    Raises NotFound (agent unknown to this tenant), InsufficientBudget (402: no budget, or not
+    even the input and ``min_tokens`` of output fit the available money), BudgetLocked (409:
+    an exclusive budget held by another run). The hold is committed before this returns.
+    """
+    hold_id = uuid.uuid4()
+    row = await db.fetchrow(
+        _RESERVE_SQL,
+        req.agent_id,
+        req.tenant_id,
+        req.run_id,
+        hold_id,
+        req.fixed_microcents,
+        req.output_rate.numerator,
+        req.output_rate.denominator,
+        req.max_tokens,
+        req.min_tokens,
+        ttl_s,
+        req.provider,
+        req.model,
+        req.input_tokens,
+    )
+    status = row["status"]
+    if status == "ok":
+        return Reservation(
+            hold_id=hold_id,
+            run_id=req.run_id,
+            agent_id=req.agent_id,
+            max_tokens=row["max_tokens"],
+            hold_microcents=row["hold_microcents"],
+            remaining_microcents=row["remaining_microcents"],
+            available_microcents=row["available_microcents"],
+        )
+    if status == "not_found":
+        raise _agent_not_found(req.agent_id)
+    if status == "no_budget":
+        raise InsufficientBudget(
+            f"Agent {req.agent_id} has no budget; set one with"
+            f" POST /v1/agents/{req.agent_id}/budget or `spendguard budget set`"
+        )
+    if status == "locked":
+        raise BudgetLocked()
+    available = row["available_microcents"]
+    raise InsufficientBudget(
+        f"Insufficient budget: this call needs at least"
+        f" {to_cents_ceil(req.fixed_microcents + _min_output(req))} cents"
+        f" (input and {req.min_tokens} output tokens at worst-case rates);"
+        f" {to_cents_floor(available)} cents available. Top up with `spendguard budget set`."
+    )
+
+
+def _min_output(req: ReserveRequest) -> int:
+    product = req.output_rate * req.min_tokens
+    return -(-product.numerator // product.denominator)
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    status: str  # settled | late | already_settled
+    charged_microcents: int
+    overrun_microcents: int
+    remaining_microcents: int
+    entry_id: int | None
+
+
+_SETTLE_SQL = "SELECT * FROM sg_settle($1,$2,$3,$4,$5,$6,$7,$8,$9)"
+
+
+async def settle(
+    db: Db,
+    agent_id: uuid.UUID,
+    hold_id: uuid.UUID,
+    *,
+    realized_microcents: int,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    termination_reason: str,
+    billing_breakdown: dict[str, Any] | None = None,
+    request_sha256: str | None = None,
+    content: Any = None,
+) -> Settlement:
+    """Release a hold and charge what the call really cost, capped at the hold plus money no
+    other call has reserved; the uncovered rest is recorded as ``overrun_microcents``.
+
+    Settling twice is harmless (``already_settled``); settling a hold that expired meanwhile
+    charges nothing more and records the real figures (``late``).
+    """
+    row = await db.fetchrow(
+        _SETTLE_SQL,
+        agent_id,
+        hold_id,
+        realized_microcents,
+        input_tokens,
+        output_tokens,
+        termination_reason,
+        billing_breakdown,
+        request_sha256,
+        content,
+    )
+    if row["status"] == "not_found":
+        raise NotFound(f"Hold not found: {hold_id}")
+    return Settlement(
+        status=row["status"],
+        charged_microcents=row["charged_microcents"] or 0,
+        overrun_microcents=row["overrun_microcents"] or 0,
+        remaining_microcents=row["remaining_microcents"] or 0,
+        entry_id=row["entry_id"],
+    )
+
+
+async def heartbeat(db: Db, hold_id: uuid.UUID, *, ttl_s: int) -> bool:
+    """Extend a live hold's expiry; False when it is gone (settled or expired and charged)."""
+    expires = await db.fetchval(
+        "UPDATE holds SET expires_at = now() + make_interval(secs => $2) WHERE id = $1"
+        " RETURNING expires_at",
+        hold_id,
+        ttl_s,
+    )
+    return expires is not None
+
+
+async def sweep_expired_holds(db: Db, *, max_agents: int = 100) -> int:
+    """Charge the expired holds of dead proxies in full; returns how many holds it charged."""
+    agents = await db.fetch(
+        "SELECT DISTINCT agent_id FROM holds WHERE expires_at < now() LIMIT $1", max_agents
+    )
+    charged = 0
+    for row in agents:
+        charged += await db.fetchval("SELECT sg_sweep_agent($1)", row["agent_id"])
+    return charged

@@ -1,0 +1,81 @@
+"""The aiohttp application: resources in cleanup_ctx, state under AppKeys, routes registered."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from spendguard_proxy import ledger
+from spendguard_proxy.db.pool import create_pool
+from spendguard_proxy.server import admin_routes, health
+from spendguard_proxy.server.auth import KEY_CACHE, KeyCache, auth_middleware
+from spendguard_proxy.server.keys import POOL, PRICING, SETTINGS
+from spendguard_proxy.server.middlewares import DATABASE_DOWN, errors_middleware
+from spendguard_proxy.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def build_app(settings: Settings, dsn: str) -> web.Application:
+    app = web.Application(
+        middlewares=[errors_middleware, auth_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[KEY_CACHE] = KeyCache(settings.key_cache_ttl_s)
+    app.cleanup_ctx.append(_database(dsn))
+    app.cleanup_ctx.append(_pricing)
+    app.cleanup_ctx.append(_hold_sweeper)
+    app.router.add_routes(health.routes)
+    app.router.add_routes(admin_routes.routes)
+    return app
+
+
+def _database(dsn: str):
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        pool = await create_pool(dsn, app[SETTINGS])
+        app[POOL] = pool
+        yield
+        await pool.close()
+
+    return ctx
+
+
+async def _pricing(app: web.Application) -> AsyncIterator[None]:
+    from spendguard_proxy.pricing.state import load_initial, refresh_forever
+
+    settings = app[SETTINGS]
+    app[PRICING] = await load_initial(settings)
+    task = None
+    if settings.pricing_source.value != "bundled":
+        task = asyncio.create_task(refresh_forever(app[PRICING], settings, None))
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _hold_sweeper(app: web.Application) -> AsyncIterator[None]:
+    """Charge the expired holds of proxies that died, even for agents nobody calls again."""
+
+    async def sweep_forever() -> None:
+        interval = app[SETTINGS].sweep_interval_seconds
+        while True:
+            try:
+                charged = await ledger.sweep_expired_holds(app[POOL])
+                if charged:
+                    log.warning("charged %d expired holds in full", charged)
+            except DATABASE_DOWN as exc:
+                log.warning("hold sweep skipped, database unavailable: %r", exc)
+            await asyncio.sleep(interval)
+
+    task = asyncio.create_task(sweep_forever())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,90 @@
+"""Who is calling: the built-in local tenant in sidecar mode, a tenant API key in hosted mode.
+
+Handlers declare the scope they need with ``@requires(scope)``; routes without one are
+public (/health, /ready, /metrics, /v1/public/pricing).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+from aiohttp import web
+
+from spendguard_proxy.errors import AuthenticationError, PermissionDenied
+from spendguard_proxy.ledger import LOCAL_TENANT_ID
+from spendguard_proxy.server.keys import POOL, SETTINGS
+from spendguard_proxy.settings import Mode
+from spendguard_proxy.tenants import looks_like_key, resolve_key
+
+TENANT = "tenant_id"
+_SCOPE_ATTR = "__spendguard_scope__"
+_CACHE_MAX_ENTRIES = 10_000
+
+
+def requires(scope: str) -> Callable:
+    def mark(handler: Callable) -> Callable:
+        setattr(handler, _SCOPE_ATTR, scope)
+        return handler
+
+    return mark
+
+
+def tenant_of(request: web.Request) -> uuid.UUID:
+    return request[TENANT]
+
+
+class KeyCache:
+    """Key digest lookups cached for ``ttl_s`` per replica (misses too, so a flood of bad keys
+    cannot flood the database). A revoked key stops working within ``ttl_s`` everywhere."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[str, tuple[float, tuple[uuid.UUID, frozenset[str]] | None]] = {}
+
+    async def lookup(self, pool, key: str) -> tuple[uuid.UUID, frozenset[str]] | None:
+        now = time.monotonic()
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = await resolve_key(pool, key)
+        if len(self._entries) >= _CACHE_MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key] = (now + self.ttl_s, found)
+        return found
+
+
+KEY_CACHE = web.AppKey("key_cache", KeyCache)
+
+
+def presented_key(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.headers.get("x-api-key") or request.headers.get("x-goog-api-key")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
+    scope = getattr(request.match_info.handler, _SCOPE_ATTR, None)
+    if scope is None:
+        return await handler(request)
+    if request.app[SETTINGS].mode is Mode.sidecar:
+        request[TENANT] = LOCAL_TENANT_ID
+        return await handler(request)
+    key = presented_key(request)
+    if not key:
+        raise AuthenticationError(
+            "Missing API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
+        )
+    if not looks_like_key(key):
+        raise AuthenticationError("Malformed API key: expected sk_cynsta_live_ + 32 characters")
+    found = await request.app[KEY_CACHE].lookup(request.app[POOL], key)
+    if found is None:
+        raise AuthenticationError("Invalid or revoked API key")
+    tenant_id, scopes = found
+    if scope not in scopes:
+        raise PermissionDenied(f"This API key lacks the {scope} scope")
+    request[TENANT] = tenant_id
+    return await handler(request)

@@ -1,0 +1,93 @@
+"""Reading and validating request bodies, ids and query parameters.
+
+Every failure is an InvalidRequest whose message says what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any, Literal, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
+
+from spendguard_proxy.errors import InvalidRequest
+
+MAX_CENTS = 10**12
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class AgentCreate(_Body):
+    name: Name | None = None
+
+
+class AgentRename(_Body):
+    name: Name
+
+
+class BudgetSet(_Body):
+    hard_limit_cents: Annotated[StrictInt, Field(ge=1, le=MAX_CENTS)]
+    topup_cents: Annotated[StrictInt, Field(ge=0, le=MAX_CENTS)] | None = None
+    concurrency: Literal["exclusive", "shared"] | None = None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidRequest(f"Request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequest("Request body is nested too deeply") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("Request body must be a JSON object")
+    return body
+
+
+async def parse_body(request: web.Request, model: type[M]) -> M:
+    return validate(model, await read_json_object(request))
+
+
+def validate(model: type[M], data: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    return "Invalid request body: " + "; ".join(parts)
+
+
+def parse_uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        raise InvalidRequest(f"{what} must be a UUID, got {value[:64]!r}") from None
+
+
+def query_int(request: web.Request, name: str, default: int | None, lo: int, hi: int) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"Query parameter {name} must be an integer") from None
+    if not lo <= value <= hi:
+        raise InvalidRequest(f"Query parameter {name} must be between {lo} and {hi}")
+    return value

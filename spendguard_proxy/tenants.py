@@ -1,0 +1,134 @@
+"""Tenants and their API keys (hosted mode).
+
+A key is ``sk_cynsta_live_`` + 32 base62 characters from the OS CSPRNG. Only its SHA-256
+digest and a short display prefix are stored; the key itself is shown once, at creation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from spendguard_proxy.errors import InvalidRequest, NotFound
+
+KEY_PREFIX = "sk_cynsta_live_"
+KEY_BODY_LENGTH = 32
+SCOPES = ("cap:admin", "cap:use")
+_BASE62 = string.digits + string.ascii_letters
+
+Db = asyncpg.Pool | asyncpg.Connection
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.isoformat().replace("+00:00", "Z") if ts is not None else None
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + "".join(secrets.choice(_BASE62) for _ in range(KEY_BODY_LENGTH))
+
+
+def key_digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def looks_like_key(key: str) -> bool:
+    body = key[len(KEY_PREFIX) :]
+    return (
+        key.startswith(KEY_PREFIX)
+        and len(body) == KEY_BODY_LENGTH
+        and all(c in _BASE62 for c in body)
+    )
+
+
+def parse_scopes(raw: str | None) -> list[str]:
+    if raw is None:
+        return list(SCOPES)
+    scopes = sorted({s.strip() for s in raw.replace(" ", ",").split(",") if s.strip()})
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown or not scopes:
+        raise InvalidRequest(f"Unknown scopes {unknown}; choose from {', '.join(SCOPES)}")
+    return scopes
+
+
+def _tenant_json(row: asyncpg.Record) -> dict[str, Any]:
+    return {"tenant_id": str(row["id"]), "name": row["name"], "created_at": _iso(row["created_at"])}
+
+
+def _key_json(row: asyncpg.Record, api_key: str | None = None) -> dict[str, Any]:
+    out = {
+        "key_id": str(row["id"]),
+        "tenant_id": str(row["tenant_id"]),
+        "prefix": row["prefix"],
+        "scopes": list(row["scopes"]),
+        "created_at": _iso(row["created_at"]),
+        "last_used_at": _iso(row["last_used_at"]),
+        "revoked_at": _iso(row["revoked_at"]),
+    }
+    if api_key is not None:
+        out["api_key"] = api_key
+    return out
+
+
+async def create_tenant(db: Db, name: str) -> dict[str, Any]:
+    row = await db.fetchrow(
+        "INSERT INTO tenants (id, name) VALUES ($1, $2) RETURNING id, name, created_at",
+        uuid.uuid4(),
+        name,
+    )
+    return _tenant_json(row)
+
+
+async def list_tenants(db: Db) -> list[dict[str, Any]]:
+    rows = await db.fetch("SELECT id, name, created_at FROM tenants ORDER BY created_at, id")
+    return [_tenant_json(r) for r in rows]
+
+
+async def create_key(db: Db, tenant_id: uuid.UUID, scopes: list[str]) -> dict[str, Any]:
+    key = generate_key()
+    row = await db.fetchrow(
+        "INSERT INTO api_keys (id, tenant_id, digest, prefix, scopes)"
+        " SELECT $1, id, $3, $4, $5 FROM tenants WHERE id = $2 RETURNING *",
+        uuid.uuid4(),
+        tenant_id,
+        key_digest(key),
+        key[: len(KEY_PREFIX) + 4],
+        scopes,
+    )
+    if row is None:
+        raise NotFound(f"Tenant not found: {tenant_id}")
+    return _key_json(row, api_key=key)
+
+
+async def list_keys(db: Db, tenant_id: uuid.UUID | None = None) -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        "SELECT * FROM api_keys WHERE $1::uuid IS NULL OR tenant_id = $1"
+        " ORDER BY created_at, id",
+        tenant_id,
+    )
+    return [_key_json(r) for r in rows]
+
+
+async def revoke_key(db: Db, key_id: uuid.UUID) -> dict[str, Any]:
+    row = await db.fetchrow(
+        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 RETURNING *",
+        key_id,
+    )
+    if row is None:
+        raise NotFound(f"API key not found: {key_id}")
+    return _key_json(row)
+
+
+async def resolve_key(db: Db, key: str) -> tuple[uuid.UUID, frozenset[str]] | None:
+    """(tenant, scopes) of a live key, marking it used; None when unknown or revoked."""
+    row = await db.fetchrow(
+        "UPDATE api_keys SET last_used_at = now() WHERE digest = $1 AND revoked_at IS NULL"
+        " RETURNING tenant_id, scopes",
+        key_digest(key),
+    )
+    return (row["tenant_id"], frozenset(row["scopes"])) if row else None
