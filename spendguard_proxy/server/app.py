@@ -7,14 +7,17 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 
 from spendguard_proxy import ledger
 from spendguard_proxy.db.pool import create_pool
-from spendguard_proxy.server import admin_routes, health
+from spendguard_proxy.server import admin_routes, health, provider_routes
 from spendguard_proxy.server.auth import KEY_CACHE, KeyCache, auth_middleware
 from spendguard_proxy.server.keys import POOL, PRICING, SETTINGS
 from spendguard_proxy.server.middlewares import DATABASE_DOWN, errors_middleware
+from spendguard_proxy.server.public_pricing import public_pricing
+from spendguard_proxy.server.upstream import upstream_sessions
 from spendguard_proxy.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,9 +32,12 @@ def build_app(settings: Settings, dsn: str) -> web.Application:
     app[KEY_CACHE] = KeyCache(settings.key_cache_ttl_s)
     app.cleanup_ctx.append(_database(dsn))
     app.cleanup_ctx.append(_pricing)
+    app.cleanup_ctx.append(upstream_sessions)
     app.cleanup_ctx.append(_hold_sweeper)
     app.router.add_routes(health.routes)
     app.router.add_routes(admin_routes.routes)
+    app.router.add_routes(provider_routes.routes)
+    app.router.add_get("/v1/public/pricing", public_pricing)
     return app
 
 
@@ -49,12 +55,10 @@ async def _pricing(app: web.Application) -> AsyncIterator[None]:
     from spendguard_proxy.pricing.state import load_initial, refresh_forever
 
     settings = app[SETTINGS]
-    app[PRICING] = await load_initial(settings)
-    task = None
-    if settings.pricing_source.value != "bundled":
-        task = asyncio.create_task(refresh_forever(app[PRICING], settings, None))
-    yield
-    if task is not None:
+    async with aiohttp.ClientSession() as session:
+        app[PRICING] = await load_initial(settings, session)
+        task = asyncio.create_task(refresh_forever(app[PRICING], settings, session))
+        yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -16,3 +16,4 @@ SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 PRICING = web.AppKey("pricing", "PricingState")
 UPSTREAMS = web.AppKey("upstreams", dict[str, Any])
+METRICS = web.AppKey("metrics", Any)  # spendguard_proxy.server.metrics.Metrics

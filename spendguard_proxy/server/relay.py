@@ -1,0 +1,354 @@
+"""One budgeted provider call: preflight, reserve, forward, stream, settle — exactly once.
+
+The order is the strict-budget contract (DESIGN §4-5): nothing reaches the provider before
+its hold is durable; settlement runs in ``finally`` shielded from cancellation, so whatever
+happens to the client, the upstream or this code, the hold is settled once. When the real
+usage is unknown after the request was sent, the full hold is charged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from spendguard_proxy import billing, ledger
+from spendguard_proxy.errors import (
+    AuthenticationError,
+    BudgetLocked,
+    InsufficientBudget,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from spendguard_proxy.pricing.ratecard import RateCard
+from spendguard_proxy.providers.base import Adapter, Preflight, ThinkingBudgetUnaffordable
+from spendguard_proxy.server.keys import METRICS, POOL, PRICING, SETTINGS
+from spendguard_proxy.server.upstream import session_for
+from spendguard_proxy.settings import Mode, Settings
+from spendguard_proxy.usage import Usage
+
+log = logging.getLogger(__name__)
+
+# Anthropic rejects a thinking budget under 1024 tokens; max_tokens must exceed it.
+ANTHROPIC_MIN_THINKING_TOKENS = 1024
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding",
+     "proxy-connection", "upgrade", "te", "trailer"}
+)
+
+
+@dataclass(slots=True)
+class Call:
+    """One provider call as the routes hand it to the relay."""
+
+    adapter: Adapter
+    tenant_id: uuid.UUID
+    agent_id: uuid.UUID
+    run_id: uuid.UUID
+    body: dict[str, Any]
+    request_sha256: str
+    model: str | None = None  # from the URL (Gemini)
+    stream: bool | None = None  # from the URL (Gemini :streamGenerateContent)
+    # Reference-shape routes: turns the provider's JSON answer (and the billing breakdown)
+    # into the answer the client expects.
+    shape_answer: Callable[[Any, dict[str, Any] | None], Any] | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What settlement needs to know; filled in as the call progresses."""
+
+    sent: bool = False  # the request may have reached the provider
+    usage: Usage | None = None
+    output_tokens: int = 0
+    reason: str = "proxy_error"
+    voided: bool = False  # the provider refused before generating: charge nothing
+    settled: bool = False
+    breakdown: dict[str, Any] | None = None
+
+
+async def relay(request: web.Request, call: Call) -> web.StreamResponse:
+    app = request.app
+    settings: Settings = app[SETTINGS]
+    pre = call.adapter.preflight(call.body, model=call.model, stream=call.stream)
+    card = app[PRICING].table.lookup(call.adapter.pricing_provider, pre.model)
+    api_key = _provider_key(settings, call.adapter, request)
+    quote = billing.worst_case_quote(
+        card,
+        input_tokens=pre.input_tokens,
+        cache_write=pre.cache_write,
+        tool_calls_max=pre.tool_calls_max,
+        grounding_queries_max=pre.tool_calls_max if pre.grounding else 0,
+    )
+    try:
+        reservation = await _reserve(app, call, pre, card, quote)
+    except (InsufficientBudget, BudgetLocked) as exc:
+        app[METRICS].rejected(exc.status)
+        raise
+    app[METRICS].reservation(call.adapter.pricing_provider)
+    outcome = Outcome()
+    heartbeat = asyncio.create_task(_heartbeat(app, reservation.hold_id))
+    try:
+        return await _forward(request, call, pre, reservation, api_key, outcome, card)
+    finally:
+        heartbeat.cancel()
+        await asyncio.shield(_settle(app, call, pre, card, reservation, outcome))
+
+
+def _provider_key(settings: Settings, adapter: Adapter, request: web.Request) -> str | None:
+    configured = getattr(settings, adapter.api_key_setting)
+    if configured:
+        return configured
+    if settings.mode is Mode.sidecar:
+        own = adapter.client_api_key(request.headers)
+        if own:
+            return own  # bring your own key, per request
+        raise AuthenticationError(
+            f"No provider key: set {adapter.api_key_env} for SpendGuard, or send your own "
+            "provider key with the request"
+        )
+    raise ProviderUnavailable(f"{adapter.api_key_env} is not configured on this deployment")
+
+
+async def _reserve(app, call: Call, pre: Preflight, card: RateCard, quote) -> ledger.Reservation:
+    settings: Settings = app[SETTINGS]
+    cap = card.max_output_tokens or settings.default_max_tokens
+    wanted = min(pre.requested_max_tokens or cap, cap)
+    min_tokens = 1
+    if pre.thinking_budget is not None:
+        min_tokens = ANTHROPIC_MIN_THINKING_TOKENS + 1
+    # Several choices (chat `n`) each produce up to max_tokens: price output per choice.
+    rate = quote.output_rate * max(1, pre.choices)
+    return await ledger.reserve(
+        app[POOL],
+        ledger.ReserveRequest(
+            tenant_id=call.tenant_id,
+            agent_id=call.agent_id,
+            run_id=call.run_id,
+            fixed_microcents=quote.fixed_microcents,
+            output_rate=rate,
+            max_tokens=wanted,
+            min_tokens=min_tokens,
+            provider=call.adapter.pricing_provider,
+            model=pre.model,
+            input_tokens=pre.input_tokens,
+        ),
+        ttl_s=settings.lock_ttl_seconds,
+    )
+
+
+async def _heartbeat(app, hold_id: uuid.UUID) -> None:
+    ttl_s = app[SETTINGS].lock_ttl_seconds
+    while True:
+        await asyncio.sleep(ttl_s / 3)
+        try:
+            await ledger.heartbeat(app[POOL], hold_id, ttl_s=ttl_s)
+        except Exception as exc:  # noqa: BLE001 — a missed beat must not kill the call
+            log.warning("heartbeat for hold %s failed: %r", hold_id, exc)
+
+
+def _reservation_headers(call: Call, res: ledger.Reservation) -> dict[str, str]:
+    return {
+        "x-spendguard-run-id": str(call.run_id),
+        "x-spendguard-reserved-cents": str(ledger.to_cents_ceil(res.hold_microcents)),
+    }
+
+
+async def _forward(
+    request: web.Request,
+    call: Call,
+    pre: Preflight,
+    res: ledger.Reservation,
+    api_key: str | None,
+    outcome: Outcome,
+    card: RateCard,
+) -> web.StreamResponse:
+    app = request.app
+    settings: Settings = app[SETTINGS]
+    try:
+        url, headers, data = call.adapter.build_upstream(
+            call.body,
+            max_tokens=res.max_tokens,
+            stream=pre.stream,
+            base_url=getattr(settings, call.adapter.base_url_setting),
+            api_key=api_key,
+            client_headers=request.headers,
+            model=pre.model,
+        )
+    except ThinkingBudgetUnaffordable as exc:
+        outcome.voided = True
+        raise InsufficientBudget(f"Insufficient budget: {exc}") from None
+    headers["Accept-Encoding"] = "identity"  # we must read the tokens we forward
+    session = session_for(app, call.adapter.pricing_provider)
+    started = time.perf_counter()
+    try:
+        outcome.sent = True
+        upstream = await asyncio.wait_for(
+            session.post(url, data=data, headers=headers),
+            settings.upstream_first_byte_timeout_s,
+        )
+    except aiohttp.ClientConnectorError as exc:
+        outcome.sent = False  # never reached the provider: nothing to pay for
+        outcome.reason = "upstream_unreachable"
+        raise ProviderUnavailable(f"Cannot reach the provider: {exc}") from None
+    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        outcome.reason = "upstream_timeout"
+        raise ProviderTimeout("The provider did not answer in time") from None
+    except aiohttp.ClientError as exc:
+        outcome.reason = "upstream_disconnect"
+        raise ProviderUnavailable(f"The provider connection failed: {exc}") from None
+    async with upstream:
+        app[METRICS].upstream_latency(call.adapter.pricing_provider, time.perf_counter() - started)
+        if upstream.status >= 400:
+            return await _pass_through_error(upstream, call, res, outcome)
+        if pre.stream:
+            return await _stream(request, upstream, call, pre, res, outcome)
+        return await _whole(request, upstream, call, pre, res, outcome, card)
+
+
+async def _pass_through_error(upstream, call, res, outcome: Outcome) -> web.Response:
+    """The provider's own error, status and body unchanged, so the SDK raises it."""
+    body = await upstream.read()
+    outcome.voided = True
+    outcome.reason = f"upstream_status_{upstream.status}"
+    headers = _copy_headers(upstream)
+    headers.update(_reservation_headers(call, res))
+    return web.Response(status=upstream.status, body=body, headers=headers)
+
+
+def _copy_headers(upstream) -> dict[str, str]:
+    return {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
+
+
+async def _whole(request, upstream, call, pre, res, outcome: Outcome, card) -> web.Response:
+    try:
+        body = await upstream.read()
+    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        outcome.reason = "upstream_timeout"
+        raise ProviderTimeout("The provider stopped answering mid-response") from None
+    except aiohttp.ClientError as exc:
+        outcome.reason = "upstream_disconnect"
+        raise ProviderUnavailable(f"The provider connection failed: {exc}") from None
+    answer = _json_or_none(body)
+    outcome.usage = call.adapter.usage_from_json(answer, pre) if answer is not None else None
+    outcome.reason = "complete" if outcome.usage is not None else "usage_missing"
+    settlement = await _settle_now(request.app, call, pre, card, res, outcome)
+    headers = _copy_headers(upstream)
+    headers.update(_reservation_headers(call, res))
+    headers["x-spendguard-remaining-cents"] = str(
+        ledger.to_cents_floor(settlement.remaining_microcents)
+    )
+    if call.shape_answer is not None and answer is not None:
+        shaped = call.shape_answer(answer, outcome.breakdown)
+        headers.pop("Content-Type", None)
+        return web.json_response(shaped, status=upstream.status, headers=headers)
+    return web.Response(status=upstream.status, body=body, headers=headers)
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+async def _stream(request, upstream, call, pre, res, outcome: Outcome) -> web.StreamResponse:
+    counter = call.adapter.new_stream_counter(pre, pre.client_wants_usage)
+    response = web.StreamResponse(status=upstream.status, headers=_copy_headers(upstream))
+    response.headers.update(_reservation_headers(call, res))
+    response.headers["Cache-Control"] = "no-cache"
+    await response.prepare(request)
+    outcome.reason = "upstream_disconnect"
+    try:
+        async for chunk in upstream.content.iter_any():
+            for event in counter.feed(chunk):
+                await response.write(event)
+            outcome.output_tokens = counter.output_tokens
+            if counter.usage is not None:
+                outcome.usage = counter.usage
+            if counter.output_tokens > res.max_tokens and not counter.done:
+                # The provider ignores the clamp: stop it where the hold ends.
+                outcome.reason = "budget_cutoff"
+                outcome.usage = None
+                await response.write(call.adapter.cutoff_events(counter))
+                upstream.close()
+                request.app[METRICS].cutoff(call.adapter.pricing_provider)
+                break
+        else:
+            for event in counter.finish():
+                await response.write(event)
+            if counter.usage is not None:
+                outcome.usage = counter.usage
+            outcome.reason = "complete" if counter.done else "upstream_disconnect"
+    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        outcome.reason = "upstream_idle_timeout"
+    except aiohttp.ClientPayloadError:
+        outcome.reason = "upstream_disconnect"
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        outcome.reason = "client_disconnect"
+        upstream.close()  # stop the provider generating what nobody will read
+        return response
+    with contextlib.suppress(ConnectionResetError, aiohttp.ClientConnectionResetError):
+        await response.write_eof()
+    return response
+
+
+async def _settle_now(app, call, pre, card, res, outcome: Outcome) -> ledger.Settlement:
+    return await _settle(app, call, pre, card, res, outcome)
+
+
+async def _settle(app, call, pre, card, res, outcome: Outcome) -> ledger.Settlement | None:
+    if outcome.settled:
+        return None
+    outcome.settled = True
+    realized, breakdown, usage = _realized(card, res, outcome)
+    outcome.breakdown = breakdown
+    settings: Settings = app[SETTINGS]
+    try:
+        settlement = await ledger.settle(
+            app[POOL],
+            call.agent_id,
+            res.hold_id,
+            realized_microcents=realized,
+            input_tokens=usage.input_tokens if usage else pre.input_tokens,
+            output_tokens=usage.output_tokens if usage else outcome.output_tokens,
+            termination_reason=outcome.reason,
+            billing_breakdown=breakdown,
+            request_sha256=call.request_sha256,
+            content=call.body if settings.capture_content else None,
+        )
+    except Exception:
+        # The hold stays and expires, and is then charged in full: never less than owed.
+        log.exception("settlement of hold %s failed; it will be charged on expiry", res.hold_id)
+        raise
+    if settlement.overrun_microcents:
+        log.error(
+            "OVERRUN agent=%s hold=%s realized=%d µ¢ exceeds what the budget could cover by %d µ¢",
+            call.agent_id, res.hold_id, realized, settlement.overrun_microcents,
+        )
+    app[METRICS].charged(
+        call.adapter.pricing_provider, settlement.charged_microcents, settlement.overrun_microcents
+    )
+    return settlement
+
+
+def _realized(card: RateCard, res: ledger.Reservation, outcome: Outcome):
+    if outcome.voided or not outcome.sent:
+        return 0, {"rule": "voided: the provider generated nothing billable"}, None
+    if outcome.usage is not None:
+        charge = billing.cost(card, outcome.usage)
+        return charge.microcents, charge.breakdown, outcome.usage
+    return (
+        res.hold_microcents,
+        {"rule": "full hold: final usage unknown", "reason": outcome.reason},
+        None,
+    )

