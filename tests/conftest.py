@@ -8,6 +8,7 @@ end. Tests isolate themselves by creating their own agents (random UUIDs).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
@@ -81,3 +82,35 @@ async def pool(dsn, settings):
     p = await create_pool(dsn, settings)
     yield p
     await p.close()
+
+
+@contextlib.asynccontextmanager
+async def running_proxy(settings, dsn):
+    """A real SpendGuard on 127.0.0.1 (random port); yields its base URL."""
+    from aiohttp import web
+
+    from spendguard_proxy.server.app import build_app
+
+    runner = web.AppRunner(build_app(settings, dsn), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def proxy_url(settings, dsn):
+    async with running_proxy(settings, dsn) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def http():
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        yield session
