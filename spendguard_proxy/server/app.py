@@ -15,6 +15,7 @@ from spendguard_proxy.db.pool import create_pool
 from spendguard_proxy.server import admin_routes, health, provider_routes
 from spendguard_proxy.server.auth import KEY_CACHE, KeyCache, auth_middleware
 from spendguard_proxy.server.keys import POOL, PRICING, SETTINGS
+from spendguard_proxy.server.metrics import setup_metrics
 from spendguard_proxy.server.middlewares import DATABASE_DOWN, errors_middleware
 from spendguard_proxy.server.public_pricing import public_pricing
 from spendguard_proxy.server.upstream import upstream_sessions
@@ -38,6 +39,7 @@ def build_app(settings: Settings, dsn: str) -> web.Application:
     app.router.add_routes(admin_routes.routes)
     app.router.add_routes(provider_routes.routes)
     app.router.add_get("/v1/public/pricing", public_pricing)
+    setup_metrics(app)
     return app
 
 

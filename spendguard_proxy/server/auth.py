@@ -18,7 +18,7 @@ from spendguard_proxy.server.keys import POOL, SETTINGS
 from spendguard_proxy.settings import Mode
 from spendguard_proxy.tenants import looks_like_key, resolve_key
 
-TENANT = "tenant_id"
+TENANT = web.RequestKey("tenant_id", uuid.UUID)
 _SCOPE_ATTR = "__spendguard_scope__"
 _CACHE_MAX_ENTRIES = 10_000
 

@@ -48,7 +48,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidRequest(f"Request body is not valid JSON: {exc}") from None
     except RecursionError:
-        raise InvalidRequest("Request body is nested too deeply") from None
+        raise InvalidRequest("Request body JSON is nested too deeply") from None
     if not isinstance(body, dict):
         raise InvalidRequest("Request body must be a JSON object")
     return body

@@ -12,7 +12,7 @@ import uuid
 from aiohttp import web
 
 from spendguard_proxy.errors import InvalidRequest, NotFound
-from spendguard_proxy.providers import reference_shapes
+from spendguard_proxy.providers import reference as reference_shapes
 from spendguard_proxy.providers.registry import get_adapter
 from spendguard_proxy.server.auth import requires, tenant_of
 from spendguard_proxy.server.bodies import parse_uuid, read_json_object
@@ -120,9 +120,8 @@ _explicit("/grok/responses", "grok_responses")
 @requires(USE)
 async def run_anthropic_reference(request: web.Request) -> web.StreamResponse:
     call = await _call(request, "anthropic_messages", _agent_from_path(request))
-    streaming = call.body.get("stream") is True
     call.body = reference_shapes.anthropic_reference_to_native(call.body)
-    if not streaming:
+    if not call.body.get("stream"):
         call.shape_answer = reference_shapes.anthropic_native_to_reference
     return await relay(request, call)
 
@@ -131,8 +130,7 @@ async def run_anthropic_reference(request: web.Request) -> web.StreamResponse:
 @requires(USE)
 async def run_gemini_reference(request: web.Request) -> web.StreamResponse:
     call = await _call(request, "gemini", _agent_from_path(request))
-    call.stream = call.body.get("stream") is True
-    call.model, call.body = reference_shapes.gemini_reference_to_native(call.body)
+    call.model, call.body, call.stream = reference_shapes.gemini_reference_to_native(call.body)
     if not call.stream:
         call.shape_answer = lambda answer, _breakdown: (
             reference_shapes.gemini_native_to_reference(answer)

@@ -76,9 +76,11 @@ def signed_public_pricing(
     return signed
 
 
-def public_document(table: PriceTable, generated_at: datetime) -> dict:
+def public_document(table: PriceTable, window_start: datetime) -> dict:
     """The table's document re-dated; never valid longer than the source document itself."""
-    expires_at = generated_at + DOCUMENT_TTL
+    # Never claim the prices are older than they are: a table loaded mid-window keeps its date.
+    generated_at = max(window_start, table.generated_at)
+    expires_at = window_start + DOCUMENT_TTL
     if table.source != "bundled":  # bundled is trusted as code; its expires_at means nothing
         expires_at = min(expires_at, table.expires_at)
     doc = dict(table.document)
