@@ -1,0 +1,73 @@
+"""The bundled table: loads offline, prices every model it lists, covers the models we promise."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import pytest
+
+from spendguard_proxy.billing import cost, hold_microcents, worst_case_quote
+from spendguard_proxy.pricing.sources import load_bundled
+from spendguard_proxy.usage import Usage
+
+PROMISED = {
+    "openai": ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "o1", "o3",
+               "o3-mini", "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5-nano",
+               # the reference engine's table
+               "gpt-5.2", "gpt-5.2-chat-latest", "gpt-5.2-codex", "gpt-5.2-pro", "o3-pro",
+               "o3-deep-research", "o1-mini"],
+    "anthropic": ["claude-3-5-haiku", "claude-3-5-sonnet", "claude-3-7-sonnet",
+                  "claude-sonnet-4", "claude-opus-4", "claude-opus-4-1", "claude-sonnet-4-5",
+                  "claude-haiku-4-5", "claude-sonnet-4-20250514", "claude-3-5-sonnet-latest",
+                  "claude-3-5-haiku-latest", "claude-opus-4-6"],
+    "gemini": ["gemini-1.5-flash", "gemini-1.5-pro", "gemini-2.0-flash", "gemini-2.0-flash-lite",
+               "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-pro",
+               "gemini-3-flash-preview", "gemini-3-pro-preview"],
+    "grok": ["grok-3", "grok-3-mini", "grok-4", "grok-4-fast-reasoning",
+             "grok-4-fast-non-reasoning", "grok-3-latest", "grok-3-fast-latest"],
+}
+
+
+def test_bundled_covers_the_promised_models() -> None:
+    table = load_bundled()
+    for provider, models in PROMISED.items():
+        for model in models:
+            table.lookup(provider, model)  # raises UnknownModel if missing
+
+
+def test_bundled_prices_every_model() -> None:
+    table = load_bundled()
+    usage = Usage(input_tokens=250_000, output_tokens=2_000, reasoning_tokens=500,
+                  cached_input_tokens=1_000, web_search_calls=1, grounding_queries=1)
+    for card in table.entries():
+        assert card.max_output_tokens, card.model
+        assert card.input_cents_per_1m > 0 and card.output_cents_per_1m > 0, card.model
+        charge = cost(card, usage)
+        quote = worst_case_quote(card, input_tokens=250_000, tool_calls_max=1,
+                                 grounding_queries_max=1)
+        assert 0 < charge.microcents <= hold_microcents(quote, 2_000), card.model
+
+
+def test_known_list_prices() -> None:
+    table = load_bundled()
+    gpt5 = cost(table.lookup("openai", "gpt-5"), Usage(input_tokens=1_000_000,
+                                                       output_tokens=1_000_000))
+    assert gpt5.microcents == (125 + 1000) * 1_000_000  # $1.25 + $10
+    pro = table.lookup("gemini", "gemini-2.5-pro")
+    long = cost(pro, Usage(input_tokens=300_000, output_tokens=1_000))
+    assert long.microcents == 300_000 * 250 + 1_000 * 1500  # the >200k tier
+    assert table.lookup("anthropic", "claude-sonnet-4-20250514").model == "claude-sonnet-4"
+    assert table.lookup("openai", "o4-mini").cached_input_cents_per_1m * 4 == 110
+
+
+def test_bundled_metadata_and_stale_warning(caplog: pytest.LogCaptureFixture) -> None:
+    table = load_bundled()
+    assert table.source == "bundled" and table.etag is None
+    assert table.as_of.isoformat() == "2026-11-23"
+    with caplog.at_level(logging.WARNING):
+        load_bundled(now=datetime(2027, 1, 1, tzinfo=UTC))
+    assert not caplog.records
+    with caplog.at_level(logging.WARNING):
+        load_bundled(now=datetime(2027, 6, 1, tzinfo=UTC))
+    assert "days old" in caplog.text
