@@ -1,0 +1,218 @@
+"""Gemini generateContent / streamGenerateContent?alt=sse: shaping, usage, stream counting.
+
+The model comes from the URL path, not the body. Gemini's JSON parser accepts both
+camelCase and snake_case field names, so both are read (and the one the client used is
+the one clamped).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from spendguard_proxy.errors import InvalidRequest
+from spendguard_proxy.providers import base
+from spendguard_proxy.providers.base import Preflight, StreamCounter
+from spendguard_proxy.providers.estimate import estimate_input
+from spendguard_proxy.providers.sse import SseEvent
+from spendguard_proxy.usage import Usage
+
+_SETTINGS_KEYS = frozenset(
+    {"model", "safetySettings", "safety_settings", "cachedContent", "cached_content",
+     "labels", "toolConfig", "tool_config"}
+)
+_GROUNDING_TOOLS = ("googleSearch", "google_search", "googleSearchRetrieval",
+                    "google_search_retrieval")
+# Tools that pull content into the prompt (billed as toolUsePromptTokenCount).
+_FETCHING_TOOLS = (*_GROUNDING_TOOLS, "urlContext", "url_context", "fileSearch", "file_search",
+                   "googleMaps", "google_maps")
+
+
+def bare_model(model: str) -> str:
+    return model.removeprefix("models/")
+
+
+def _pick(container: Mapping[str, Any], camel: str, snake: str) -> str:
+    return snake if snake in container and camel not in container else camel
+
+
+@dataclass(frozen=True)
+class GeminiAdapter:
+    name: str = "gemini"
+    pricing_provider: str = "gemini"
+    base_url_setting: str = "gemini_base_url"
+    api_key_setting: str = "gemini_api_key"
+    api_key_env: str = "GEMINI_API_KEY"
+
+    def preflight(
+        self, body: Any, *, model: str | None = None, stream: bool | None = None
+    ) -> Preflight:
+        body = base.require_object(body)
+        model = bare_model(base.require_model(model))
+        base.list_of_objects(body, "contents", required=True)
+        config_key = _pick(body, "generationConfig", "generation_config")
+        config = base.optional_object(body, config_key)
+        max_key = _pick(config, "maxOutputTokens", "max_output_tokens")
+        requested = base.optional_positive_int(config, max_key, f"{config_key}.{max_key}")
+        candidates = base.optional_positive_int(
+            config, _pick(config, "candidateCount", "candidate_count"), "candidateCount"
+        )
+        tools = base.list_of_objects(body, "tools", required=False)
+        grounding = any(key in tool for tool in tools for key in _GROUNDING_TOOLS)
+        fetching = any(key in tool for tool in tools for key in _FETCHING_TOOLS)
+        cached = body.get("cachedContent") or body.get("cached_content")
+        estimate = estimate_input(body, provider="gemini", model=model, skip_keys=_SETTINGS_KEYS)
+        return Preflight(
+            model=model,
+            stream=bool(stream),
+            input_tokens=estimate.tokens,
+            requested_max_tokens=requested,
+            max_tokens_field=f"{config_key}.{max_key}",
+            choices=candidates or 1,
+            input_unbounded=estimate.unbounded or fetching or bool(cached),
+            tool_calls_max=base.DEFAULT_TOOL_CALLS_MAX if grounding else 0,
+            grounding=grounding,
+        )
+
+    def build_upstream(
+        self,
+        body: dict[str, Any],
+        *,
+        max_tokens: int,
+        stream: bool,
+        base_url: str,
+        api_key: str | None,
+        client_headers: Mapping[str, str],
+        model: str | None = None,
+    ) -> tuple[str, dict[str, str], bytes]:
+        if not model:
+            raise InvalidRequest("model is required (from the URL path)")
+        out = dict(body)
+        config_key = _pick(out, "generationConfig", "generation_config")
+        config = dict(out.get(config_key) or {})
+        config[_pick(config, "maxOutputTokens", "max_output_tokens")] = max_tokens
+        out[config_key] = config
+        action = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        url = f"{base_url.rstrip('/')}/v1beta/models/{quote(bare_model(model), safe='-._~')}:{action}"
+        headers = {"content-type": "application/json"}
+        if api_key:
+            headers["x-goog-api-key"] = api_key
+        return url, headers, base.dump_json(out)
+
+    def usage_from_json(self, answer: Any, preflight: Preflight | None = None) -> Usage | None:
+        if not isinstance(answer, dict) or not isinstance(answer.get("usageMetadata"), dict):
+            return None
+        return gemini_usage(answer["usageMetadata"], len(grounding_queries(answer)))
+
+    def new_stream_counter(
+        self, preflight: Preflight, client_wants_usage: bool | None = None
+    ) -> GeminiStreamCounter:
+        return GeminiStreamCounter(preflight, True, self.pricing_provider)
+
+    def cutoff_events(self, counter: StreamCounter) -> bytes:
+        return counter.cutoff_events()
+
+    def client_api_key(self, client_headers: Mapping[str, str]) -> str | None:
+        return base.header(client_headers, "x-goog-api-key")
+
+
+def gemini_usage(meta: dict[str, Any], queries: int = 0) -> Usage:
+    prompt = base.positive_or_zero(meta.get("promptTokenCount"))
+    tool_prompt = base.positive_or_zero(meta.get("toolUsePromptTokenCount"))
+    cached = base.positive_or_zero(meta.get("cachedContentTokenCount"))
+    thoughts = base.positive_or_zero(meta.get("thoughtsTokenCount"))
+    output = base.positive_or_zero(meta.get("candidatesTokenCount")) + thoughts
+    total = base.positive_or_zero(meta.get("totalTokenCount"))
+    given = prompt + tool_prompt
+    return Usage(
+        input_tokens=given,
+        output_tokens=max(output, total - given),
+        cached_input_tokens=min(cached, given),
+        reasoning_tokens=thoughts,
+        grounding_queries=queries,
+    )
+
+
+def grounding_queries(answer: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+    sources = [answer.get("groundingMetadata")]
+    candidates = answer.get("candidates")
+    if isinstance(candidates, list):
+        sources += [c.get("groundingMetadata") for c in candidates if isinstance(c, dict)]
+    for meta in sources:
+        queries = meta.get("webSearchQueries") if isinstance(meta, dict) else None
+        if isinstance(queries, list):
+            found.update(q for q in queries if isinstance(q, str))
+    return found
+
+
+class GeminiStreamCounter(StreamCounter):
+    def __init__(self, preflight: Preflight, client_wants_usage: bool, provider: str) -> None:
+        super().__init__(preflight, client_wants_usage, provider)
+        self._finished = False
+        self._queries: set[str] = set()
+        self._meta: dict[str, Any] = {}
+        self._candidates_seen: set[int] = set()
+        self._crlf = False
+
+    def _on_event(self, event: SseEvent, payload: Any) -> bool:
+        self._crlf = event.raw.endswith(b"\r\n")
+        if not isinstance(payload, dict):
+            return True
+        for key in ("modelVersion", "responseId"):
+            if key in payload:
+                self._meta[key] = payload[key]
+        candidates = payload.get("candidates")
+        for candidate in candidates if isinstance(candidates, list) else ():
+            self._on_candidate(candidate)
+        self._queries |= grounding_queries(payload)
+        meta = payload.get("usageMetadata")
+        if isinstance(meta, dict):
+            reported = gemini_usage(meta, len(self._queries))
+            self._tally.add_reported(reported.output_tokens)
+            if self._finished:  # the chunk with finishReason carries the final figures
+                self.usage = reported
+                self.done = True
+        return True
+
+    def _on_candidate(self, candidate: Any) -> None:
+        if not isinstance(candidate, dict):
+            return
+        index = candidate.get("index", 0)
+        self._candidates_seen.add(index if isinstance(index, int) else 0)
+        if candidate.get("finishReason"):
+            self._finished = True
+        content = candidate.get("content")
+        parts = content.get("parts") if isinstance(content, dict) else None
+        for part in parts if isinstance(parts, list) else ():
+            if not isinstance(part, dict):
+                continue
+            self._count(part.get("text"))
+            for key in ("functionCall", "function_call", "executableCode", "executable_code"):
+                if isinstance(part.get(key), dict):
+                    self._count(json.dumps(part[key], ensure_ascii=False))
+
+    def cutoff_events(self) -> bytes:
+        if self.done:
+            return b""
+        candidates = [
+            {"content": {"parts": [{"text": ""}], "role": "model"},
+             "finishReason": "MAX_TOKENS", "index": index}
+            for index in sorted(self._candidates_seen or {0})
+        ]
+        given, output = self.preflight.input_tokens, self.output_tokens
+        chunk = {
+            "candidates": candidates,
+            "usageMetadata": {"promptTokenCount": given, "candidatesTokenCount": output,
+                              "totalTokenCount": given + output},
+            "modelVersion": self._meta.get("modelVersion", self.preflight.model),
+            **({"responseId": self._meta["responseId"]} if "responseId" in self._meta else {}),
+        }
+        end = b"\r\n\r\n" if self._crlf else b"\n\n"
+        return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + end
+
+
+GEMINI = GeminiAdapter()

@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spendguard_proxy.providers.base import Adapter, StreamCounter
+from spendguard_proxy.providers.registry import get_adapter
+from spendguard_proxy.providers.sse import SseSplitter
+from spendguard_proxy.tokens import bpe_count
+from spendguard_proxy.usage import Usage
+
+from . import streams
+from .splits import chunkings, every_byte
+
+FUZZ = settings(max_examples=60, deadline=None, database=None)
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+@dataclass(frozen=True)
+class Case:
+    adapter: str
+    body: dict
+    stream: bytes
+    usage: Usage
+    visible_text: str  # text deltas the counter must at least count
+    client_wants_usage: bool = False
+    model: str | None = None
+
+
+CASES = {
+    "openai_chat": Case(
+        "openai_chat", {"model": "gpt-4o", "messages": MESSAGES}, streams.chat_stream(),
+        Usage(input_tokens=57, output_tokens=31, cached_input_tokens=12),
+        "".join(streams.CHAT_TEXT + streams.CHAT_TOOL_ARGS)),
+    "openai_chat_usage": Case(
+        "openai_chat", {"model": "gpt-4o", "messages": MESSAGES}, streams.chat_stream(),
+        Usage(input_tokens=57, output_tokens=31, cached_input_tokens=12),
+        "".join(streams.CHAT_TEXT), client_wants_usage=True),
+    "grok_chat": Case(
+        "grok_chat", {"model": "grok-3-mini", "messages": MESSAGES}, streams.xai_chat_stream(),
+        Usage(input_tokens=20, output_tokens=302, reasoning_tokens=300), "First, the user askedOlá!"),
+    "openai_responses": Case(
+        "openai_responses", {"model": "gpt-4.1", "input": "hi"}, streams.responses_stream(),
+        Usage(input_tokens=300, output_tokens=150, cached_input_tokens=100, reasoning_tokens=120,
+              web_search_calls=1), "".join(streams.RESPONSES_TEXT)),
+    "anthropic_messages": Case(
+        "anthropic_messages", {"model": "claude-sonnet-4-5", "messages": MESSAGES},
+        streams.anthropic_stream(),
+        Usage(input_tokens=3025, output_tokens=89, cache_write_tokens=1000, cache_read_tokens=2000,
+              web_search_calls=2), "".join(streams.ANTHROPIC_TEXT)),
+    "gemini": Case(
+        "gemini", {"contents": [{"parts": [{"text": "hi"}]}]}, streams.gemini_stream(),
+        Usage(input_tokens=100, output_tokens=214, cached_input_tokens=10, reasoning_tokens=200,
+              grounding_queries=3), "".join(streams.GEMINI_TEXT), model="gemini-2.5-flash"),
+}
+
+
+def _counter(case: Case) -> tuple[Adapter, StreamCounter]:
+    adapter = get_adapter(case.adapter)
+    preflight = adapter.preflight(case.body, model=case.model, stream=True)
+    return adapter, adapter.new_stream_counter(preflight, case.client_wants_usage)
+
+
+def _run(case: Case, chunks: list[bytes]) -> tuple[list[bytes], StreamCounter]:
+    _, counter = _counter(case)
+    out = [event for chunk in chunks for event in counter.feed(chunk)]
+    return out + counter.finish(), counter
+
+
+def _state(counter: StreamCounter) -> tuple:
+    return counter.usage, counter.output_tokens, counter.done, counter.started_output
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_whole_stream(name: str) -> None:
+    case = CASES[name]
+    forwarded, counter = _run(case, [case.stream])
+    assert counter.done
+    assert counter.usage == case.usage
+    assert counter.started_output
+    assert counter.output_tokens >= bpe_count("o200k_base", case.visible_text)
+    assert counter.output_tokens >= case.usage.output_tokens  # reported mid-stream: max of both
+    if case.adapter == "openai_chat" and not case.client_wants_usage:
+        assert b"".join(forwarded) == case.stream.replace(_usage_event(case.stream), b"")
+    else:
+        assert b"".join(forwarded) == case.stream
+
+
+def _usage_event(stream: bytes) -> bytes:
+    for event in SseSplitter().feed(stream):
+        payload = json.loads(event.data) if event.data != "[DONE]" else {}
+        if payload.get("choices") == [] and payload.get("usage"):
+            return event.raw
+    raise AssertionError("no usage-only chunk")
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_byte_by_byte_and_crlf(name: str) -> None:
+    case = CASES[name]
+    whole, reference = _run(case, [case.stream])
+    forwarded, counter = _run(case, every_byte(case.stream))
+    assert forwarded == whole and _state(counter) == _state(reference)
+    crlf_case = Case(**{**case.__dict__, "stream": streams.crlf(case.stream)})
+    forwarded, counter = _run(crlf_case, [crlf_case.stream])
+    assert b"".join(forwarded).replace(b"\r\n", b"\n") == b"".join(whole)
+    assert _state(counter) == _state(reference)
+
+
+@FUZZ
+@given(data=st.data(), name=st.sampled_from(sorted(CASES)))
+def test_random_chunk_boundaries(data: st.DataObject, name: str) -> None:
+    case = CASES[name]
+    whole, reference = _run(case, [case.stream])
+    forwarded, counter = _run(case, data.draw(chunkings(case.stream)))
+    assert forwarded == whole
+    assert _state(counter) == _state(reference)
+
+
+def test_counts_grow_as_text_arrives_and_reported_usage_raises_them() -> None:
+    case = CASES["gemini"]
+    _, counter = _counter(case)
+    seen = []
+    for event in SseSplitter().feed(case.stream):
+        counter.feed(event.raw)
+        seen.append(counter.output_tokens)
+    assert seen == sorted(seen)
+    assert seen[-1] == 214  # the provider's own final figure, above our count
+
+
+def test_not_done_and_no_usage_when_the_stream_stops_early() -> None:
+    for name, stream in [("anthropic_messages", streams.anthropic_stream(until_stop=False)),
+                         ("openai_responses", streams.responses_stream(finish=None)),
+                         ("gemini", streams.gemini_stream(finish=False)),
+                         ("openai_chat", streams.chat_stream().split(b"data: [DONE]")[0][:-30])]:
+        case = Case(**{**CASES[name].__dict__, "stream": stream})
+        _, counter = _run(case, [stream])
+        assert not counter.done and counter.usage is None, name
+        assert counter.started_output and counter.output_tokens > 0, name
+
+
+def test_events_that_are_not_json_pass_through() -> None:
+    case = CASES["anthropic_messages"]
+    _, counter = _counter(case)
+    raw = b": comment\n\nevent: weird\ndata: {not json\n\ndata: [1,2]\n\n"
+    assert b"".join(counter.feed(raw)) == raw
+    assert counter.output_tokens == 0 and not counter.started_output
+
+
+def test_chat_usage_chunk_of_a_mid_stream_provider_error_is_forwarded() -> None:
+    case = CASES["openai_chat"]
+    _, counter = _counter(case)
+    error = b'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n'
+    assert counter.feed(error) == [error]
+    assert not counter.done
+
+
+def test_parser_throughput() -> None:
+    import time
+
+    case = CASES["anthropic_messages"]
+    stream = case.stream * 50
+    _run(case, [case.stream])  # tokenizers loaded
+    started = time.perf_counter()
+    _run(case, [stream[i : i + 1500] for i in range(0, len(stream), 1500)])
+    elapsed = time.perf_counter() - started
+    assert len(stream) / elapsed > 2_000_000, f"{len(stream) / elapsed / 1e6:.1f} MB/s"
+
+
+def test_usage_json_round_trip() -> None:
+    assert json.loads(json.dumps(CASES["gemini"].usage.as_dict()))["grounding_queries"] == 3
