@@ -8,6 +8,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	# The reference SpendGuard CLI, beside ours (its console script has our name): the
+	# compatibility tests run it as a module from this directory.
+	$(BIN)/pip install --quiet --no-deps --target $(VENV)/reference-cli cynsta-spendguard==0.2.0
 	touch $(STAMP)
 
 .PHONY: install serve test test-external bench

@@ -33,22 +33,34 @@ def rows(console: Console, title: str, items: list[dict[str, Any]], columns: lis
     console.print(table)
 
 
-USAGE_COLUMNS = [
-    "id",
-    "kind",
-    "delta_microcents",
-    "balance_after_microcents",
-    "model",
-    "input_tokens",
-    "output_tokens",
-    "realized_microcents",
-    "overrun_microcents",
-    "termination_reason",
-    "created_at",
-]
+def cents(microcents: int | None) -> str:
+    """Exact cents from integer microcents, without float: -18105 -> "-0.018105"."""
+    if microcents is None:
+        return ""
+    sign = "-" if microcents < 0 else ""
+    whole, frac = divmod(abs(microcents), 1_000_000)
+    return f"{sign}{whole}" + (f".{frac:06d}".rstrip("0") if frac else "")
 
 
 def usage(console: Console, result: dict[str, Any]) -> None:
-    rows(console, f"Ledger of agent {result['agent_id']}", result["entries"], USAGE_COLUMNS)
+    entries = result["entries"]
+    if not entries:
+        console.print("(no ledger entries)")
+        return
+    table = Table(title=f"Ledger of agent {result['agent_id']}", title_justify="left")
+    for col, justify in (("id", "right"), ("kind", "left"), ("Δ ¢", "right"),
+                         ("balance ¢", "right"), ("model", "left"), ("in", "right"),
+                         ("out", "right"), ("overrun ¢", "right"), ("reason", "left"),
+                         ("at (UTC)", "left")):
+        table.add_column(col, justify=justify, no_wrap=col in ("model", "at (UTC)"))
+    for e in entries:
+        table.add_row(
+            str(e["id"]), e["kind"], cents(e["delta_microcents"]),
+            cents(e["balance_after_microcents"]), _cell(e["model"]), _cell(e["input_tokens"]),
+            _cell(e["output_tokens"]),
+            cents(e["overrun_microcents"]) if e["overrun_microcents"] else "",
+            _cell(e["termination_reason"]), (e["created_at"] or "")[11:19],
+        )
+    console.print(table)
     if result.get("next_before"):
         console.print(f"older entries: --before {result['next_before']}")
