@@ -29,7 +29,7 @@ def database_url(settings: Settings) -> str:
     """The DSN, migrated to the newest schema (a no-op when it already is)."""
     try:
         dsn = resolve_database_url(settings)
-        db.upgrade(dsn)
+        db.ensure_schema(dsn)
     except CONNECT_ERRORS as exc:
         raise CliError(f"Cannot reach the database: {exc}") from None
     return dsn

@@ -45,6 +45,18 @@ def upgrade(dsn: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(dsn), revision)
 
 
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("")).get_current_head()
+
+
+def ensure_schema(dsn: str) -> None:
+    """Upgrade to head unless the database is there already (skips Alembic's start-up)."""
+    if current(dsn) != head_revision():
+        upgrade(dsn)
+
+
 def downgrade(dsn: str, revision: str) -> None:
     from alembic import command
 
