@@ -47,11 +47,14 @@ class Settings(BaseSettings):
     pricing_signing_private_key: str | None = None
     pricing_schema_version: str = "1"
     price_table_refresh_seconds: int = Field(300, ge=1)
-    pricing_expiry_skew_seconds: int = Field(0, ge=0)
+    pricing_expiry_skew_seconds: int = Field(30, ge=0)
 
     lock_ttl_seconds: int = Field(300, ge=3, le=86_400)
     sweep_interval_seconds: float = Field(30.0, gt=0)
     default_max_tokens: int = Field(4096, ge=1)
+    # Input the proxy cannot see (file ids, stored conversations, search results) is reserved
+    # as this many extra input tokens.
+    unseen_input_tokens: int = Field(128_000, ge=0)
     capture_content: bool = False
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     db_pool_min_size: int = Field(2, ge=1)

@@ -90,30 +90,47 @@ def count_text(text: str, provider: str, model: str = "") -> int:
     return min(n_bytes, -(-raw * num // den))
 
 
-class OutputTally:
-    """Running count of generated text seen in a stream.
+# Characters of context kept per channel: BPE pre-tokenization never merges across more
+# than a word, so counting (tail + delta) - (tail) sums to the count of the whole text
+# however the provider cut it into deltas (tokenizing each delta alone inflates the count
+# by up to 2x for short deltas).
+_TAIL_CHARS = 24
 
-    Each delta is tokenized on its own (never fewer tokens than the same text in one
-    piece, up to merges across the cut) and, for foreign tokenizers, scaled by the
-    provider margin once at read time so rounding is not paid per delta.
+
+class OutputTally:
+    """Running count of generated text in a stream, independent of how it was cut up.
+
+    ``tokens`` is the unscaled count -- exact for OpenAI models, ``max(o200k, cl100k)`` for
+    other providers -- or the provider's own running figure when higher: a provider that
+    honours max_tokens does not push it past max_tokens, so it is what a cutoff compares.
+    ``upper`` applies the provider's tokenizer margin: what the provider may bill at most.
+    Text arrives on channels (a choice, a content block, an output item): each keeps its
+    own context so interleaved streams are not merged.
     """
 
-    __slots__ = ("_exact", "_num", "_den", "_raw", "_reported")
+    __slots__ = ("_den", "_encodings", "_num", "_raw", "_reported", "_tails")
 
     def __init__(self, provider: str, model: str = "") -> None:
-        # The model's own encoding for OpenAI; None means max(o200k, cl100k) with a margin.
-        self._exact = openai_encoding_name(model) if provider == "openai" else None
+        if provider == "openai":
+            self._encodings: tuple[str, ...] = (openai_encoding_name(model),)
+        else:
+            self._encodings = ("o200k_base", "cl100k_base")
         self._num, self._den = margin(provider)
-        self._raw = 0
+        self._raw = [0] * len(self._encodings)
+        self._tails: dict[object, tuple[str, list[int]]] = {}
         self._reported = 0
 
-    def add_text(self, text: str) -> None:
+    def add_text(self, text: str, channel: object = None) -> None:
         if not text:
             return
-        if self._exact:
-            self._raw += bpe_count(self._exact, text)
-        else:
-            self._raw += max(bpe_count("o200k_base", text), bpe_count("cl100k_base", text))
+        tail, tail_counts = self._tails.get(channel, ("", [0] * len(self._encodings)))
+        combined = tail + text
+        new_tail = combined[-_TAIL_CHARS:]
+        new_counts = []
+        for i, encoding in enumerate(self._encodings):
+            self._raw[i] += bpe_count(encoding, combined) - tail_counts[i]
+            new_counts.append(bpe_count(encoding, new_tail))
+        self._tails[channel] = (new_tail, new_counts)
 
     def add_reported(self, tokens: int) -> None:
         """The provider's own running figure: the count never goes below it."""
@@ -121,8 +138,12 @@ class OutputTally:
 
     @property
     def counted(self) -> int:
-        return -(-self._raw * self._num // self._den)
+        return max(0, *self._raw)
 
     @property
     def tokens(self) -> int:
         return max(self.counted, self._reported)
+
+    @property
+    def upper(self) -> int:
+        return max(self._reported, -(-self.counted * self._num // self._den))

@@ -22,8 +22,20 @@ DEFAULT_VERSION = "2023-06-01"
 THINKING_BUDGET_MIN = 1024
 
 _SETTINGS_KEYS = frozenset(
-    {"model", "stream", "max_tokens", "temperature", "top_p", "top_k", "metadata",
-     "service_tier", "thinking", "container", "context_management", "inference_geo"}
+    {
+        "model",
+        "stream",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "metadata",
+        "service_tier",
+        "thinking",
+        "container",
+        "context_management",
+        "inference_geo",
+    }
 )
 # Server tools add what they fetch or run to the input, by amounts unknown in advance.
 _SERVER_TOOL_PREFIXES = ("web_search_", "web_fetch_", "code_execution_", "bash_code_execution")
@@ -134,9 +146,13 @@ def anthropic_usage(usage: dict[str, Any]) -> Usage:
     reads = base.positive_or_zero(usage.get("cache_read_input_tokens"))
     output = base.positive_or_zero(usage.get("output_tokens"))
     details = usage.get("output_tokens_details")
-    thinking = base.positive_or_zero(details.get("thinking_tokens")) if isinstance(details, dict) else 0
+    thinking = (
+        base.positive_or_zero(details.get("thinking_tokens")) if isinstance(details, dict) else 0
+    )
     server = usage.get("server_tool_use")
-    searches = base.positive_or_zero(server.get("web_search_requests")) if isinstance(server, dict) else 0
+    searches = (
+        base.positive_or_zero(server.get("web_search_requests")) if isinstance(server, dict) else 0
+    )
     return Usage(
         input_tokens=uncached + writes + reads,
         output_tokens=output,
@@ -165,7 +181,7 @@ class AnthropicStreamCounter(StreamCounter):
         elif kind == "content_block_start":
             self._block_start(payload)
         elif kind == "content_block_delta":
-            self._block_delta(payload.get("delta"))
+            self._block_delta(payload.get("delta"), str(payload.get("index")))
         elif kind == "content_block_stop" and isinstance(payload.get("index"), int):
             self._open_blocks.discard(payload["index"])
         elif kind == "message_delta":
@@ -189,21 +205,22 @@ class AnthropicStreamCounter(StreamCounter):
             self._open_blocks.add(index)
         block = payload.get("content_block")
         if isinstance(block, dict):
+            channel = str(index)
             for key in ("text", "thinking", "name"):
-                self._count(block.get(key))
+                self._count(block.get(key), channel)
             if block.get("input"):
-                self._count(json.dumps(block["input"]))
+                self._count(json.dumps(block["input"]), channel)
 
-    def _block_delta(self, delta: Any) -> None:
+    def _block_delta(self, delta: Any, channel: str) -> None:
         if not isinstance(delta, dict):
             return
         kind = delta.get("type")
         if kind == "text_delta":
-            self._count(delta.get("text"))
+            self._count(delta.get("text"), channel)
         elif kind == "input_json_delta":
-            self._count(delta.get("partial_json"))
+            self._count(delta.get("partial_json"), channel)
         elif kind == "thinking_delta":
-            self._count(delta.get("thinking"))
+            self._count(delta.get("thinking"), channel)
 
     def cutoff_events(self) -> bytes:
         if self.done:
@@ -221,10 +238,16 @@ class AnthropicStreamCounter(StreamCounter):
 
 
 def _empty_message(preflight: Preflight) -> dict[str, Any]:
-    return {"id": "msg_spendguard_cutoff", "type": "message", "role": "assistant",
-            "model": preflight.model, "content": [], "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {"input_tokens": preflight.input_tokens, "output_tokens": 0}}
+    return {
+        "id": "msg_spendguard_cutoff",
+        "type": "message",
+        "role": "assistant",
+        "model": preflight.model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": preflight.input_tokens, "output_tokens": 0},
+    }
 
 
 def _event(kind: str, fields: dict[str, Any]) -> bytes:

@@ -80,7 +80,15 @@ class StreamCounter:
 
     @property
     def output_tokens(self) -> int:
+        """Output so far: exact for OpenAI models, unscaled max(o200k, cl100k) otherwise,
+        or the provider's own running figure when higher. A provider honouring max_tokens
+        does not push this past max_tokens: compare it to decide a cutoff."""
         return self._tally.tokens
+
+    @property
+    def output_tokens_upper(self) -> int:
+        """Output so far with the provider's tokenizer margin: the most it may bill."""
+        return self._tally.upper
 
     def cutoff_events(self) -> bytes:
         raise NotImplementedError
@@ -97,9 +105,10 @@ class StreamCounter:
     def _on_event(self, event: SseEvent, payload: Any) -> bool:
         raise NotImplementedError
 
-    def _count(self, text: Any) -> None:
+    def _count(self, text: Any, channel: object = None) -> None:
+        """Count generated text; ``channel`` separates interleaved streams (choices, blocks)."""
         if isinstance(text, str) and text:
-            self._tally.add_text(text)
+            self._tally.add_text(text, channel)
             self.started_output = True
 
 

@@ -97,8 +97,16 @@ class _Walk:
                 if not self._media(node):
                     for key, value in node.items():
                         self.pieces.append(key)
-                        if key in ("tools", "functions", "function_declarations",
-                                   "functionDeclarations") and value:
+                        if (
+                            key
+                            in (
+                                "tools",
+                                "functions",
+                                "function_declarations",
+                                "functionDeclarations",
+                            )
+                            and value
+                        ):
                             self.has_tools = True
                         stack.append(value)
             elif isinstance(node, list):
@@ -109,7 +117,7 @@ class _Walk:
         if len(text) > 256 and text.startswith("data:"):
             match = _DATA_URL.match(text)
             if match:
-                self._blob(match.group(1) or "", text[match.end():], None)
+                self._blob(match.group(1) or "", text[match.end() :], None)
                 return
         self.pieces.append(text)
 
@@ -153,7 +161,7 @@ class _Walk:
         detail = part.get("detail") if isinstance(part.get("detail"), str) else None
         match = _DATA_URL.match(url) if isinstance(url, str) else None
         if match:
-            self._blob(match.group(1) or "image/", url[match.end():], detail)
+            self._blob(match.group(1) or "image/", url[match.end() :], detail)
         else:
             self.media_tokens += images.openai_image_tokens(self.model, None, detail)
         return True
@@ -164,7 +172,7 @@ class _Walk:
         data = part.get("file_data")
         match = _DATA_URL.match(data) if isinstance(data, str) else None
         if match:
-            self._blob(match.group(1) or "", data[match.end():], None)
+            self._blob(match.group(1) or "", data[match.end() :], None)
         elif isinstance(data, str):
             self._blob(_mime_from_name(part.get("filename")), data, None)
         else:

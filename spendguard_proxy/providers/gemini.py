@@ -21,14 +21,33 @@ from spendguard_proxy.providers.sse import SseEvent
 from spendguard_proxy.usage import Usage
 
 _SETTINGS_KEYS = frozenset(
-    {"model", "safetySettings", "safety_settings", "cachedContent", "cached_content",
-     "labels", "toolConfig", "tool_config"}
+    {
+        "model",
+        "safetySettings",
+        "safety_settings",
+        "cachedContent",
+        "cached_content",
+        "labels",
+        "toolConfig",
+        "tool_config",
+    }
 )
-_GROUNDING_TOOLS = ("googleSearch", "google_search", "googleSearchRetrieval",
-                    "google_search_retrieval")
+_GROUNDING_TOOLS = (
+    "googleSearch",
+    "google_search",
+    "googleSearchRetrieval",
+    "google_search_retrieval",
+)
 # Tools that pull content into the prompt (billed as toolUsePromptTokenCount).
-_FETCHING_TOOLS = (*_GROUNDING_TOOLS, "urlContext", "url_context", "fileSearch", "file_search",
-                   "googleMaps", "google_maps")
+_FETCHING_TOOLS = (
+    *_GROUNDING_TOOLS,
+    "urlContext",
+    "url_context",
+    "fileSearch",
+    "file_search",
+    "googleMaps",
+    "google_maps",
+)
 
 
 def bare_model(model: str) -> str:
@@ -96,7 +115,9 @@ class GeminiAdapter:
         config[_pick(config, "maxOutputTokens", "max_output_tokens")] = max_tokens
         out[config_key] = config
         action = "streamGenerateContent?alt=sse" if stream else "generateContent"
-        url = f"{base_url.rstrip('/')}/v1beta/models/{quote(bare_model(model), safe='-._~')}:{action}"
+        url = (
+            f"{base_url.rstrip('/')}/v1beta/models/{quote(bare_model(model), safe='-._~')}:{action}"
+        )
         headers = {"content-type": "application/json"}
         if api_key:
             headers["x-goog-api-key"] = api_key
@@ -182,7 +203,8 @@ class GeminiStreamCounter(StreamCounter):
         if not isinstance(candidate, dict):
             return
         index = candidate.get("index", 0)
-        self._candidates_seen.add(index if isinstance(index, int) else 0)
+        index = index if isinstance(index, int) else 0
+        self._candidates_seen.add(index)
         if candidate.get("finishReason"):
             self._finished = True
         content = candidate.get("content")
@@ -190,24 +212,30 @@ class GeminiStreamCounter(StreamCounter):
         for part in parts if isinstance(parts, list) else ():
             if not isinstance(part, dict):
                 continue
-            self._count(part.get("text"))
+            self._count(part.get("text"), (index, bool(part.get("thought"))))
             for key in ("functionCall", "function_call", "executableCode", "executable_code"):
                 if isinstance(part.get(key), dict):
-                    self._count(json.dumps(part[key], ensure_ascii=False))
+                    self._count(json.dumps(part[key], ensure_ascii=False), (index, key))
 
     def cutoff_events(self) -> bytes:
         if self.done:
             return b""
         candidates = [
-            {"content": {"parts": [{"text": ""}], "role": "model"},
-             "finishReason": "MAX_TOKENS", "index": index}
+            {
+                "content": {"parts": [{"text": ""}], "role": "model"},
+                "finishReason": "MAX_TOKENS",
+                "index": index,
+            }
             for index in sorted(self._candidates_seen or {0})
         ]
         given, output = self.preflight.input_tokens, self.output_tokens
         chunk = {
             "candidates": candidates,
-            "usageMetadata": {"promptTokenCount": given, "candidatesTokenCount": output,
-                              "totalTokenCount": given + output},
+            "usageMetadata": {
+                "promptTokenCount": given,
+                "candidatesTokenCount": output,
+                "totalTokenCount": given + output,
+            },
             "modelVersion": self._meta.get("modelVersion", self.preflight.model),
             **({"responseId": self._meta["responseId"]} if "responseId" in self._meta else {}),
         }

@@ -14,11 +14,32 @@ from spendguard_proxy.providers.sse import SseEvent
 from spendguard_proxy.usage import Usage
 
 _SETTINGS_KEYS = frozenset(
-    {"model", "stream", "stream_options", "max_tokens", "max_completion_tokens", "n",
-     "temperature", "top_p", "seed", "user", "metadata", "store", "service_tier",
-     "logit_bias", "logprobs", "top_logprobs", "presence_penalty", "frequency_penalty",
-     "parallel_tool_calls", "reasoning_effort", "verbosity", "prompt_cache_key",
-     "safety_identifier", "modalities"}
+    {
+        "model",
+        "stream",
+        "stream_options",
+        "max_tokens",
+        "max_completion_tokens",
+        "n",
+        "temperature",
+        "top_p",
+        "seed",
+        "user",
+        "metadata",
+        "store",
+        "service_tier",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+        "presence_penalty",
+        "frequency_penalty",
+        "parallel_tool_calls",
+        "reasoning_effort",
+        "verbosity",
+        "prompt_cache_key",
+        "safety_identifier",
+        "modalities",
+    }
 )
 _MAX_FIELDS = ("max_completion_tokens", "max_tokens")
 
@@ -167,24 +188,26 @@ class ChatStreamCounter(StreamCounter):
         if not isinstance(choice, dict):
             return
         index = choice.get("index", 0)
-        if isinstance(index, int):
-            self._choices_seen.add(index)
-            if choice.get("finish_reason"):
-                self._choices_finished.add(index)
+        if not isinstance(index, int):
+            index = 0
+        self._choices_seen.add(index)
+        if choice.get("finish_reason"):
+            self._choices_finished.add(index)
         delta = choice.get("delta")
         if not isinstance(delta, dict):
             return
         for key in ("content", "refusal", "reasoning_content", "reasoning"):
-            self._count(delta.get(key))
+            self._count(delta.get(key), (index, key))
         audio = delta.get("audio")
         if isinstance(audio, dict):
-            self._count(audio.get("transcript"))
+            self._count(audio.get("transcript"), (index, "audio"))
         calls = delta.get("tool_calls")
         for call in calls if isinstance(calls, list) else ():
             function = call.get("function") if isinstance(call, dict) else None
             if isinstance(function, dict):
-                self._count(function.get("name"))
-                self._count(function.get("arguments"))
+                channel = (index, "tool", str(call.get("index")))
+                self._count(function.get("name"), channel)
+                self._count(function.get("arguments"), channel)
 
     def cutoff_events(self) -> bytes:
         if self.done:
@@ -212,8 +235,11 @@ class ChatStreamCounter(StreamCounter):
     def _usage_estimate(self) -> dict[str, int]:
         prompt = self.preflight.input_tokens
         completion = self.output_tokens
-        return {"prompt_tokens": prompt, "completion_tokens": completion,
-                "total_tokens": prompt + completion}
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
 
 
 def _data(payload: dict[str, Any]) -> bytes:

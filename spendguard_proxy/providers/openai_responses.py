@@ -15,10 +15,29 @@ from spendguard_proxy.providers.sse import SseEvent, encode_event
 from spendguard_proxy.usage import Usage
 
 _SETTINGS_KEYS = frozenset(
-    {"model", "stream", "stream_options", "max_output_tokens", "max_tool_calls", "temperature",
-     "top_p", "user", "metadata", "store", "service_tier", "include", "previous_response_id",
-     "conversation", "background", "parallel_tool_calls", "reasoning", "truncation",
-     "top_logprobs", "prompt_cache_key", "safety_identifier"}
+    {
+        "model",
+        "stream",
+        "stream_options",
+        "max_output_tokens",
+        "max_tool_calls",
+        "temperature",
+        "top_p",
+        "user",
+        "metadata",
+        "store",
+        "service_tier",
+        "include",
+        "previous_response_id",
+        "conversation",
+        "background",
+        "parallel_tool_calls",
+        "reasoning",
+        "truncation",
+        "top_logprobs",
+        "prompt_cache_key",
+        "safety_identifier",
+    }
 )
 # Server-side state the provider adds to the input: its size is unknown to us.
 _STORED_CONTEXT_KEYS = ("previous_response_id", "conversation", "prompt")
@@ -52,7 +71,9 @@ class ResponsesAdapter:
         if body.get("instructions") is not None and not isinstance(body["instructions"], str):
             raise InvalidRequest("instructions must be a string")
         tools = base.list_of_objects(body, "tools", required=False)
-        builtin = [t for t in tools if _is_web_search(t.get("type")) or t.get("type") == "file_search"]
+        builtin = [
+            t for t in tools if _is_web_search(t.get("type")) or t.get("type") == "file_search"
+        ]
         estimate = estimate_input(
             body, provider=self.pricing_provider, model=model, skip_keys=_SETTINGS_KEYS
         )
@@ -114,10 +135,15 @@ def responses_usage(response: dict[str, Any], extra_items: Sequence[Any] = ()) -
     output = max(output, total - given)  # xAI may leave reasoning out of output_tokens
     in_details = usage.get("input_tokens_details")
     out_details = usage.get("output_tokens_details")
-    cached = base.positive_or_zero(in_details.get("cached_tokens")) if isinstance(in_details, dict) else 0
+    cached = (
+        base.positive_or_zero(in_details.get("cached_tokens"))
+        if isinstance(in_details, dict)
+        else 0
+    )
     reasoning = (
         base.positive_or_zero(out_details.get("reasoning_tokens"))
-        if isinstance(out_details, dict) else 0
+        if isinstance(out_details, dict)
+        else 0
     )
     items = response.get("output")
     items = items if isinstance(items, list) and items else list(extra_items)
@@ -127,8 +153,11 @@ def responses_usage(response: dict[str, Any], extra_items: Sequence[Any] = ()) -
         output_tokens=output,
         cached_input_tokens=min(cached, given),
         reasoning_tokens=min(reasoning, output),
-        web_search_calls=sum(1 for kind in kinds if isinstance(kind, str)
-                             and kind.startswith(("web_search_call", "x_search_call"))),
+        web_search_calls=sum(
+            1
+            for kind in kinds
+            if isinstance(kind, str) and kind.startswith(("web_search_call", "x_search_call"))
+        ),
         file_search_calls=kinds.count("file_search_call"),
     )
 
@@ -165,7 +194,9 @@ class ResponsesStreamCounter(StreamCounter):
         delta = payload.get("delta")
         if not isinstance(delta, str):
             return
-        self._count(delta)
+        self._count(
+            delta, (kind, str(payload.get("output_index")), str(payload.get("content_index")))
+        )
         index = payload.get("output_index")
         if not isinstance(index, int):
             return
@@ -191,7 +222,7 @@ class ResponsesStreamCounter(StreamCounter):
             if kind == "response.output_item.done":
                 self._items_done.add(index)
                 if item.get("type") == "function_call":
-                    self._count(item.get("name"))
+                    self._count(item.get("name"), ("name", index))
 
     def _finish(self, response: Any) -> None:
         self.done = True
@@ -207,9 +238,14 @@ class ResponsesStreamCounter(StreamCounter):
             return b""
         out = b""
         if not self._response:  # cut before response.created: the SDKs need one first
-            self._response = {"id": "resp_spendguard_cutoff", "object": "response",
-                              "created_at": 0, "model": self.preflight.model,
-                              "status": "in_progress", "output": []}
+            self._response = {
+                "id": "resp_spendguard_cutoff",
+                "object": "response",
+                "created_at": 0,
+                "model": self.preflight.model,
+                "status": "in_progress",
+                "output": [],
+            }
             out += self._event("response.created", {"response": self._response})
         response = {
             **self._response,
@@ -248,9 +284,13 @@ class ResponsesStreamCounter(StreamCounter):
     def _usage_estimate(self) -> dict[str, Any]:
         given = self.preflight.input_tokens
         output = self.output_tokens
-        return {"input_tokens": given, "input_tokens_details": {"cached_tokens": 0},
-                "output_tokens": output, "output_tokens_details": {"reasoning_tokens": 0},
-                "total_tokens": given + output}
+        return {
+            "input_tokens": given,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": output,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": given + output,
+        }
 
 
 OPENAI_RESPONSES = ResponsesAdapter(

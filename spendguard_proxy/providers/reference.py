@@ -58,8 +58,10 @@ def anthropic_native_to_reference(answer: Any, breakdown: Any) -> dict[str, Any]
     texts = [
         block["text"]
         for block in answer.get("content") or []
-        if isinstance(block, dict) and block.get("type") == "text"
-        and isinstance(block.get("text"), str) and block["text"]
+        if isinstance(block, dict)
+        and block.get("type") == "text"
+        and isinstance(block.get("text"), str)
+        and block["text"]
     ]
     usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
     return {

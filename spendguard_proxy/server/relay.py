@@ -82,15 +82,18 @@ async def relay(request: web.Request, call: Call) -> web.StreamResponse:
     pre = call.adapter.preflight(call.body, model=call.model, stream=call.stream)
     card = app[PRICING].table.lookup(call.adapter.pricing_provider, pre.model)
     api_key = _provider_key(settings, call.adapter, request)
+    input_tokens = pre.input_tokens
+    if pre.input_unbounded:
+        input_tokens += settings.unseen_input_tokens
     quote = billing.worst_case_quote(
         card,
-        input_tokens=pre.input_tokens,
+        input_tokens=input_tokens,
         cache_write=pre.cache_write,
         tool_calls_max=pre.tool_calls_max,
         grounding_queries_max=pre.tool_calls_max if pre.grounding else 0,
     )
     try:
-        reservation = await _reserve(app, call, pre, card, quote)
+        reservation = await _reserve(app, call, pre, card, quote, input_tokens)
     except (InsufficientBudget, BudgetLocked) as exc:
         app[METRICS].rejected(exc.status)
         raise
@@ -119,7 +122,9 @@ def _provider_key(settings: Settings, adapter: Adapter, request: web.Request) ->
     raise ProviderUnavailable(f"{adapter.api_key_env} is not configured on this deployment")
 
 
-async def _reserve(app, call: Call, pre: Preflight, card: RateCard, quote) -> ledger.Reservation:
+async def _reserve(
+    app, call: Call, pre: Preflight, card: RateCard, quote, input_tokens: int
+) -> ledger.Reservation:
     settings: Settings = app[SETTINGS]
     cap = card.max_output_tokens or settings.default_max_tokens
     wanted = min(pre.requested_max_tokens or cap, cap)
@@ -140,7 +145,7 @@ async def _reserve(app, call: Call, pre: Preflight, card: RateCard, quote) -> le
             min_tokens=min_tokens,
             provider=call.adapter.pricing_provider,
             model=pre.model,
-            input_tokens=pre.input_tokens,
+            input_tokens=input_tokens,
         ),
         ttl_s=settings.lock_ttl_seconds,
     )
@@ -268,6 +273,7 @@ async def _stream(request, upstream, call, pre, res, outcome: Outcome) -> web.St
     response.headers["Cache-Control"] = "no-cache"
     await response.prepare(request)
     outcome.reason = "upstream_disconnect"
+    output_limit = res.max_tokens * max(1, pre.choices)  # each choice may use max_tokens
     try:
         async for chunk in upstream.content.iter_any():
             for event in counter.feed(chunk):
@@ -275,7 +281,7 @@ async def _stream(request, upstream, call, pre, res, outcome: Outcome) -> web.St
             outcome.output_tokens = counter.output_tokens
             if counter.usage is not None:
                 outcome.usage = counter.usage
-            if counter.output_tokens > res.max_tokens and not counter.done:
+            if counter.output_tokens > output_limit and not counter.done:
                 # The provider ignores the clamp: stop it where the hold ends.
                 outcome.reason = "budget_cutoff"
                 outcome.usage = None

@@ -42,8 +42,16 @@ from spendguard_proxy.testing.fake_wire import Plan
 
 IMAGE_TOKENS = 85
 REQUESTS_KEPT = 200
-_CONTENT_KEYS = ("messages", "input", "instructions", "system", "contents", "systemInstruction",
-                 "system_instruction", "tools")
+_CONTENT_KEYS = (
+    "messages",
+    "input",
+    "instructions",
+    "system",
+    "contents",
+    "systemInstruction",
+    "system_instruction",
+    "tools",
+)
 
 
 @dataclass(frozen=True)
@@ -105,8 +113,10 @@ class Billed:
 
     def snapshot(self) -> dict[str, Any]:
         names = ("requests", "input_tokens", "output_tokens", "web_search_calls")
-        return {"models": {m: dict(r) for m, r in self.models.items()},
-                "total": {n: self.total(n) for n in names}}
+        return {
+            "models": {m: dict(r) for m, r in self.models.items()},
+            "total": {n: self.total(n) for n in names},
+        }
 
 
 @dataclass
@@ -145,8 +155,20 @@ def prompt_tokens(body: Any) -> int:
         elif isinstance(node, list):
             stack.extend(node)
         elif isinstance(node, dict):
-            if node.get("type") in ("image", "image_url", "input_image", "document", "input_file",
-                                    "file", "input_audio") or "inlineData" in node or "inline_data" in node:
+            if (
+                node.get("type")
+                in (
+                    "image",
+                    "image_url",
+                    "input_image",
+                    "document",
+                    "input_file",
+                    "file",
+                    "input_audio",
+                )
+                or "inlineData" in node
+                or "inline_data" in node
+            ):
                 media += 1
                 continue
             stack.extend(node.values())
@@ -192,22 +214,30 @@ def _max_tokens(route: _Route, body: dict[str, Any]) -> int | None:
 
 
 def _error(route: _Route, status: int, message: str) -> web.Response:
-    return web.json_response(fake_wire.error_body(route.error_style, status, message), status=status)
+    return web.json_response(
+        fake_wire.error_body(route.error_style, status, message), status=status
+    )
 
 
 # ---------------------------------------------------------------- handlers
 
 
-async def _handle(request: web.Request, route: _Route, model: str | None = None,
-                  stream: bool | None = None) -> web.StreamResponse:
+async def _handle(
+    request: web.Request, route: _Route, model: str | None = None, stream: bool | None = None
+) -> web.StreamResponse:
     state = request.app[STATE]
     raw = await request.read()
     try:
         body = json.loads(raw) if raw else {}
     except ValueError:
         body = None
-    state.requests.append({"path": request.path_qs, "headers": dict(request.headers),
-                           "body": body if body is not None else raw.decode("utf-8", "replace")})
+    state.requests.append(
+        {
+            "path": request.path_qs,
+            "headers": dict(request.headers),
+            "body": body if body is not None else raw.decode("utf-8", "replace"),
+        }
+    )
     if not isinstance(body, dict):
         return _error(route, 400, "Request body is not valid JSON")
     try:
@@ -231,8 +261,9 @@ async def _handle(request: web.Request, route: _Route, model: str | None = None,
     return await _answer(route, plan, config, max_tokens, state)
 
 
-def _plan(route: _Route, body: dict[str, Any], model: str, config: FakeConfig,
-          state: FakeState) -> Plan:
+def _plan(
+    route: _Route, body: dict[str, Any], model: str, config: FakeConfig, state: FakeState
+) -> Plan:
     prompt = prompt_tokens(body)
     options = body.get("stream_options")
     n = body.get("n") if route.kind == "chat" else 1
@@ -260,31 +291,47 @@ def _budget(plan: Plan, config: FakeConfig, max_tokens: int | None) -> tuple[int
     return min(config.words, room), config.words + plan.reasoning_tokens > max_tokens
 
 
-async def _answer(route: _Route, plan: Plan, config: FakeConfig, max_tokens: int | None,
-                  state: FakeState) -> web.Response:
+async def _answer(
+    route: _Route, plan: Plan, config: FakeConfig, max_tokens: int | None, state: FakeState
+) -> web.Response:
     await asyncio.sleep(config.first_byte_delay_ms / 1000)
     words, truncated = _budget(plan, config, max_tokens)
     words = config.words if words is None else words
     text = "".join(fake_wire.word_source(words))
     answer = route.wire(plan).body(text, words, truncated)
-    state.billed.add(plan.model, requests=1, input_tokens=plan.prompt_tokens,
-                     output_tokens=(words + plan.reasoning_tokens) * plan.choices,
-                     web_search_calls=plan.web_search_calls)
+    state.billed.add(
+        plan.model,
+        requests=1,
+        input_tokens=plan.prompt_tokens,
+        output_tokens=(words + plan.reasoning_tokens) * plan.choices,
+        web_search_calls=plan.web_search_calls,
+    )
     return web.json_response(answer)
 
 
-async def _stream(request: web.Request, route: _Route, plan: Plan, config: FakeConfig,
-                  max_tokens: int | None, state: FakeState) -> web.StreamResponse:
+async def _stream(
+    request: web.Request,
+    route: _Route,
+    plan: Plan,
+    config: FakeConfig,
+    max_tokens: int | None,
+    state: FakeState,
+) -> web.StreamResponse:
     await asyncio.sleep(config.first_byte_delay_ms / 1000)
     limit, truncated = _budget(plan, config, max_tokens)
     wire = route.wire(plan)
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                           "Cache-Control": "no-cache"})
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
     await response.prepare(request)
     # Input, hidden reasoning and searches happen before the first visible token.
-    state.billed.add(plan.model, requests=1, input_tokens=plan.prompt_tokens,
-                     output_tokens=plan.reasoning_tokens * plan.choices,
-                     web_search_calls=plan.web_search_calls)
+    state.billed.add(
+        plan.model,
+        requests=1,
+        input_tokens=plan.prompt_tokens,
+        output_tokens=plan.reasoning_tokens * plan.choices,
+        web_search_calls=plan.web_search_calls,
+    )
     written = 0
     text: list[str] = []
     try:
@@ -325,8 +372,9 @@ async def _gemini(request: web.Request) -> web.StreamResponse:
     model, _, action = request.match_info["target"].partition(":")
     if action not in ("generateContent", "streamGenerateContent"):
         return _error(_ROUTES["gemini"], 404, f"unknown method {action!r}")
-    return await _handle(request, _ROUTES["gemini"], model=model,
-                         stream=action == "streamGenerateContent")
+    return await _handle(
+        request, _ROUTES["gemini"], model=model, stream=action == "streamGenerateContent"
+    )
 
 
 async def _config(request: web.Request) -> web.Response:

@@ -14,8 +14,28 @@ from dataclasses import dataclass
 from typing import Any
 
 # Each is exactly one o200k (and cl100k) token, so a word is a generated token.
-WORDS = ("The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", ".",
-         " and", " then", " it", " runs", " far", " away", " from", " home", " again", ",")
+WORDS = (
+    "The",
+    " quick",
+    " brown",
+    " fox",
+    " jumps",
+    " over",
+    " the",
+    " lazy",
+    " dog",
+    ".",
+    " and",
+    " then",
+    " it",
+    " runs",
+    " far",
+    " away",
+    " from",
+    " home",
+    " again",
+    ",",
+)
 
 
 def word_source(limit: int | None) -> Iterator[str]:
@@ -49,9 +69,13 @@ def _sse(payload: Any, event: str | None = None, end: str = "\n") -> bytes:
 class ChatWire:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
-        self.head = {"id": f"chatcmpl-{plan.call_id}", "object": "chat.completion.chunk",
-                     "created": plan.created, "model": plan.model,
-                     "system_fingerprint": "fp_fake"}
+        self.head = {
+            "id": f"chatcmpl-{plan.call_id}",
+            "object": "chat.completion.chunk",
+            "created": plan.created,
+            "model": plan.model,
+            "system_fingerprint": "fp_fake",
+        }
 
     def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
         payload = {**self.head, "choices": choices, **extra}
@@ -60,19 +84,25 @@ class ChatWire:
         return _sse(payload)
 
     def _choices(self, delta: dict[str, Any], finish: str | None = None) -> list[dict[str, Any]]:
-        return [{"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}
-                for i in range(self.plan.choices)]
+        return [
+            {"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}
+            for i in range(self.plan.choices)
+        ]
 
     def usage(self, words: int) -> dict[str, Any]:
         output = (words + self.plan.reasoning_tokens) * self.plan.choices
-        return {"prompt_tokens": self.plan.prompt_tokens, "completion_tokens": output,
-                "total_tokens": self.plan.prompt_tokens + output,
-                "prompt_tokens_details": {"cached_tokens": self.plan.cached_tokens,
-                                          "audio_tokens": 0},
-                "completion_tokens_details": {"reasoning_tokens": self.plan.reasoning_tokens
-                                              * self.plan.choices, "audio_tokens": 0,
-                                              "accepted_prediction_tokens": 0,
-                                              "rejected_prediction_tokens": 0}}
+        return {
+            "prompt_tokens": self.plan.prompt_tokens,
+            "completion_tokens": output,
+            "total_tokens": self.plan.prompt_tokens + output,
+            "prompt_tokens_details": {"cached_tokens": self.plan.cached_tokens, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": self.plan.reasoning_tokens * self.plan.choices,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
 
     def start(self) -> list[bytes]:
         return [self._chunk(self._choices({"role": "assistant", "content": "", "refusal": None}))]
@@ -87,10 +117,20 @@ class ChatWire:
         return [*events, b"data: [DONE]\n\n"]
 
     def body(self, text: str, words: int, truncated: bool) -> dict[str, Any]:
-        choices = [{"index": i, "message": {"role": "assistant", "content": text, "refusal": None,
-                                            "annotations": []},
-                    "logprobs": None, "finish_reason": "length" if truncated else "stop"}
-                   for i in range(self.plan.choices)]
+        choices = [
+            {
+                "index": i,
+                "message": {
+                    "role": "assistant",
+                    "content": text,
+                    "refusal": None,
+                    "annotations": [],
+                },
+                "logprobs": None,
+                "finish_reason": "length" if truncated else "stop",
+            }
+            for i in range(self.plan.choices)
+        ]
         answer = {**self.head, "object": "chat.completion", "choices": choices}
         if not self.plan.omit_usage:
             answer["usage"] = self.usage(words)
@@ -110,23 +150,45 @@ class ResponsesWire:
         return _sse(payload, kind)
 
     def _searches(self) -> list[dict[str, Any]]:
-        return [{"type": "web_search_call", "id": f"ws_{self.plan.call_id}_{i}",
-                 "status": "completed", "action": {"type": "search", "query": "fake"}}
-                for i in range(self.plan.web_search_calls)]
+        return [
+            {
+                "type": "web_search_call",
+                "id": f"ws_{self.plan.call_id}_{i}",
+                "status": "completed",
+                "action": {"type": "search", "query": "fake"},
+            }
+            for i in range(self.plan.web_search_calls)
+        ]
 
     def _message(self, text: str, status: str) -> dict[str, Any]:
         part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-        return {"type": "message", "id": self.msg_id, "status": status, "role": "assistant",
-                "content": [part]}
+        return {
+            "type": "message",
+            "id": self.msg_id,
+            "status": status,
+            "role": "assistant",
+            "content": [part],
+        }
 
     def response(self, status: str, output: list[Any], words: int | None) -> dict[str, Any]:
         answer: dict[str, Any] = {
-            "id": f"resp_{self.plan.call_id}", "object": "response",
-            "created_at": self.plan.created, "status": status, "model": self.plan.model,
-            "output": output, "error": None, "incomplete_details": None,
-            "instructions": None, "metadata": {}, "parallel_tool_calls": True,
-            "temperature": 1.0, "top_p": 1.0, "tool_choice": "auto", "tools": [],
-            "text": {"format": {"type": "text"}}, "usage": None,
+            "id": f"resp_{self.plan.call_id}",
+            "object": "response",
+            "created_at": self.plan.created,
+            "status": status,
+            "model": self.plan.model,
+            "output": output,
+            "error": None,
+            "incomplete_details": None,
+            "instructions": None,
+            "metadata": {},
+            "parallel_tool_calls": True,
+            "temperature": 1.0,
+            "top_p": 1.0,
+            "tool_choice": "auto",
+            "tools": [],
+            "text": {"format": {"type": "text"}},
+            "usage": None,
         }
         if status == "incomplete":
             answer["incomplete_details"] = {"reason": "max_output_tokens"}
@@ -142,39 +204,69 @@ class ResponsesWire:
         return answer
 
     def start(self) -> list[bytes]:
-        events = [self._event("response.created", response=self.response("in_progress", [], None)),
-                  self._event("response.in_progress", response=self.response("in_progress", [], None))]
+        events = [
+            self._event("response.created", response=self.response("in_progress", [], None)),
+            self._event("response.in_progress", response=self.response("in_progress", [], None)),
+        ]
         for index, item in enumerate(self._searches()):
-            events.append(self._event("response.output_item.added", output_index=index,
-                                      item={**item, "status": "in_progress"}))
+            events.append(
+                self._event(
+                    "response.output_item.added",
+                    output_index=index,
+                    item={**item, "status": "in_progress"},
+                )
+            )
             events.append(self._event("response.output_item.done", output_index=index, item=item))
         message = {**self._message("", "in_progress"), "content": []}
-        events.append(self._event("response.output_item.added", output_index=self.message_index,
-                                  item=message))
-        events.append(self._event("response.content_part.added", item_id=self.msg_id,
-                                  output_index=self.message_index, content_index=0,
-                                  part={"type": "output_text", "text": "", "annotations": [],
-                                        "logprobs": []}))
+        events.append(
+            self._event("response.output_item.added", output_index=self.message_index, item=message)
+        )
+        events.append(
+            self._event(
+                "response.content_part.added",
+                item_id=self.msg_id,
+                output_index=self.message_index,
+                content_index=0,
+                part={"type": "output_text", "text": "", "annotations": [], "logprobs": []},
+            )
+        )
         return events
 
     def word(self, text: str) -> bytes:
-        return self._event("response.output_text.delta", item_id=self.msg_id,
-                           output_index=self.message_index, content_index=0, delta=text,
-                           logprobs=[])
+        return self._event(
+            "response.output_text.delta",
+            item_id=self.msg_id,
+            output_index=self.message_index,
+            content_index=0,
+            delta=text,
+            logprobs=[],
+        )
 
     def finish(self, words: int, truncated: bool, text: str = "") -> list[bytes]:
         status = "incomplete" if truncated else "completed"
         message = self._message(text, status)
         part = message["content"][0]
         return [
-            self._event("response.output_text.done", item_id=self.msg_id,
-                        output_index=self.message_index, content_index=0, text=text, logprobs=[]),
-            self._event("response.content_part.done", item_id=self.msg_id,
-                        output_index=self.message_index, content_index=0, part=part),
-            self._event("response.output_item.done", output_index=self.message_index,
-                        item=message),
-            self._event(f"response.{status}",
-                        response=self.response(status, [*self._searches(), message], words)),
+            self._event(
+                "response.output_text.done",
+                item_id=self.msg_id,
+                output_index=self.message_index,
+                content_index=0,
+                text=text,
+                logprobs=[],
+            ),
+            self._event(
+                "response.content_part.done",
+                item_id=self.msg_id,
+                output_index=self.message_index,
+                content_index=0,
+                part=part,
+            ),
+            self._event("response.output_item.done", output_index=self.message_index, item=message),
+            self._event(
+                f"response.{status}",
+                response=self.response(status, [*self._searches(), message], words),
+            ),
         ]
 
     def body(self, text: str, words: int, truncated: bool) -> dict[str, Any]:
@@ -193,36 +285,67 @@ class AnthropicWire:
             "cache_read_input_tokens": self.plan.cached_tokens,
             "output_tokens": words + self.plan.reasoning_tokens,
         }
+        if self.plan.reasoning_tokens:
+            usage["output_tokens_details"] = {"thinking_tokens": self.plan.reasoning_tokens}
         if self.plan.web_search_calls:
-            usage["server_tool_use"] = {"web_search_requests": self.plan.web_search_calls,
-                                        "web_fetch_requests": 0}
+            usage["server_tool_use"] = {
+                "web_search_requests": self.plan.web_search_calls,
+                "web_fetch_requests": 0,
+            }
         return usage
 
-    def _message(self, content: list[Any], stop: str | None, usage: dict[str, Any]) -> dict[str, Any]:
-        return {"id": f"msg_{self.plan.call_id}", "type": "message", "role": "assistant",
-                "model": self.plan.model, "content": content, "stop_reason": stop,
-                "stop_sequence": None, "usage": usage}
+    def _message(
+        self, content: list[Any], stop: str | None, usage: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "id": f"msg_{self.plan.call_id}",
+            "type": "message",
+            "role": "assistant",
+            "model": self.plan.model,
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": usage,
+        }
 
     def start(self) -> list[bytes]:
         usage = {**self.usage(0), "output_tokens": 1}
         if self.plan.omit_usage:
             usage = {"input_tokens": 0, "output_tokens": 0}
         return [
-            _sse({"type": "message_start", "message": self._message([], None, usage)},
-                 "message_start"),
-            _sse({"type": "content_block_start", "index": 0,
-                  "content_block": {"type": "text", "text": ""}}, "content_block_start"),
+            _sse(
+                {"type": "message_start", "message": self._message([], None, usage)},
+                "message_start",
+            ),
+            _sse(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+                "content_block_start",
+            ),
             _sse({"type": "ping"}, "ping"),
         ]
 
     def word(self, text: str) -> bytes:
-        return _sse({"type": "content_block_delta", "index": 0,
-                     "delta": {"type": "text_delta", "text": text}}, "content_block_delta")
+        return _sse(
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": text},
+            },
+            "content_block_delta",
+        )
 
     def finish(self, words: int, truncated: bool, text: str = "") -> list[bytes]:
-        delta: dict[str, Any] = {"type": "message_delta",
-                                 "delta": {"stop_reason": "max_tokens" if truncated else "end_turn",
-                                           "stop_sequence": None}}
+        delta: dict[str, Any] = {
+            "type": "message_delta",
+            "delta": {
+                "stop_reason": "max_tokens" if truncated else "end_turn",
+                "stop_sequence": None,
+            },
+        }
         if not self.plan.omit_usage:
             delta["usage"] = self.usage(words)
         else:
@@ -234,9 +357,12 @@ class AnthropicWire:
         ]
 
     def body(self, text: str, words: int, truncated: bool) -> dict[str, Any]:
-        usage = {"input_tokens": 0, "output_tokens": 0} if self.plan.omit_usage else self.usage(words)
-        answer = self._message([{"type": "text", "text": text}],
-                               "max_tokens" if truncated else "end_turn", usage)
+        usage = (
+            {"input_tokens": 0, "output_tokens": 0} if self.plan.omit_usage else self.usage(words)
+        )
+        answer = self._message(
+            [{"type": "text", "text": text}], "max_tokens" if truncated else "end_turn", usage
+        )
         if self.plan.omit_usage:
             del answer["usage"]
         return answer
@@ -248,9 +374,11 @@ class GeminiWire:
         self.words = 0
 
     def usage(self, words: int, final: bool) -> dict[str, Any]:
-        meta: dict[str, Any] = {"promptTokenCount": self.plan.prompt_tokens,
-                                "candidatesTokenCount": words,
-                                "totalTokenCount": self.plan.prompt_tokens + words}
+        meta: dict[str, Any] = {
+            "promptTokenCount": self.plan.prompt_tokens,
+            "candidatesTokenCount": words,
+            "totalTokenCount": self.plan.prompt_tokens + words,
+        }
         if final and self.plan.reasoning_tokens:
             meta["thoughtsTokenCount"] = self.plan.reasoning_tokens
             meta["totalTokenCount"] += self.plan.reasoning_tokens
@@ -259,15 +387,23 @@ class GeminiWire:
         return meta
 
     def _chunk(self, text: str, finish: str | None, final: bool) -> dict[str, Any]:
-        candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"},
-                                     "index": 0}
+        candidate: dict[str, Any] = {
+            "content": {"parts": [{"text": text}], "role": "model"},
+            "index": 0,
+        }
         if finish:
             candidate["finishReason"] = finish
             if self.plan.web_search_calls:
-                candidate["groundingMetadata"] = {"webSearchQueries": [
-                    f"fake query {i}" for i in range(self.plan.web_search_calls)]}
-        chunk: dict[str, Any] = {"candidates": [candidate], "modelVersion": self.plan.model,
-                                 "responseId": self.plan.call_id}
+                candidate["groundingMetadata"] = {
+                    "webSearchQueries": [
+                        f"fake query {i}" for i in range(self.plan.web_search_calls)
+                    ]
+                }
+        chunk: dict[str, Any] = {
+            "candidates": [candidate],
+            "modelVersion": self.plan.model,
+            "responseId": self.plan.call_id,
+        }
         if not self.plan.omit_usage:
             chunk["usageMetadata"] = self.usage(self.words, final)
         return chunk
@@ -290,13 +426,32 @@ class GeminiWire:
 
 def error_body(kind: str, status: int, message: str) -> dict[str, Any]:
     if kind == "anthropic":
-        names = {401: "authentication_error", 429: "rate_limit_error", 400: "invalid_request_error",
-                 529: "overloaded_error"}
-        return {"type": "error", "error": {"type": names.get(status, "api_error"), "message": message}}
+        names = {
+            401: "authentication_error",
+            429: "rate_limit_error",
+            400: "invalid_request_error",
+            529: "overloaded_error",
+        }
+        return {
+            "type": "error",
+            "error": {"type": names.get(status, "api_error"), "message": message},
+        }
     if kind == "gemini":
-        names = {401: "UNAUTHENTICATED", 429: "RESOURCE_EXHAUSTED", 400: "INVALID_ARGUMENT",
-                 503: "UNAVAILABLE"}
-        return {"error": {"code": status, "message": message, "status": names.get(status, "INTERNAL")}}
+        names = {
+            401: "UNAUTHENTICATED",
+            429: "RESOURCE_EXHAUSTED",
+            400: "INVALID_ARGUMENT",
+            503: "UNAVAILABLE",
+        }
+        return {
+            "error": {"code": status, "message": message, "status": names.get(status, "INTERNAL")}
+        }
     names = {401: "invalid_request_error", 429: "rate_limit_exceeded", 400: "invalid_request_error"}
-    return {"error": {"message": message, "type": names.get(status, "server_error"),
-                      "param": None, "code": "invalid_api_key" if status == 401 else None}}
+    return {
+        "error": {
+            "message": message,
+            "type": names.get(status, "server_error"),
+            "param": None,
+            "code": "invalid_api_key" if status == 401 else None,
+        }
+    }
