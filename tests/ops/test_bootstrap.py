@@ -1,0 +1,125 @@
+"""scripts/bootstrap_strict_budget.py run as a subprocess against a real server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+
+from spendguard_proxy import ledger
+from tests.ops.conftest import clean_env, new_tenant, run_bootstrap
+
+BUDGET_FIELDS = {
+    "agent_id", "hard_limit_cents", "remaining_cents", "remaining_microcents", "available_cents",
+    "concurrency", "locked_run_id", "locked_cents", "locked_expires_at",
+}
+
+
+async def test_json_output_is_one_sorted_object(sidecar, pool):
+    res = await run_bootstrap(
+        "--base-url", sidecar.base_url, "--name", "boot", "--limit", "500", "--topup", "120",
+        "--concurrency", "shared", "--create-run", "--json",
+    )
+    assert res.code == 0, res.err
+    assert res.err == ""
+    data = json.loads(res.out)
+    # Deterministic: exactly what json.dumps(sort_keys=True) gives, keys in sorted order.
+    assert res.out == json.dumps(data, indent=2, sort_keys=True) + "\n"
+    assert list(data) == sorted(data)
+    assert set(data) == BUDGET_FIELDS | {"run_id"}
+    assert data["hard_limit_cents"] == 500
+    assert data["remaining_cents"] == 120
+    assert data["concurrency"] == "shared"
+    uuid.UUID(data["run_id"])
+
+    agent_id = uuid.UUID(data["agent_id"])
+    agent = await ledger.get_agent(pool, ledger.LOCAL_TENANT_ID, agent_id)
+    assert agent["name"] == "boot"
+    budget = await ledger.get_budget(pool, ledger.LOCAL_TENANT_ID, agent_id)
+    assert {k: budget[k] for k in ("hard_limit_cents", "remaining_cents")} == {
+        "hard_limit_cents": 500, "remaining_cents": 120,
+    }
+    run = await pool.fetchval("SELECT agent_id FROM runs WHERE id = $1", uuid.UUID(data["run_id"]))
+    assert run == agent_id
+
+
+async def test_plain_output_and_defaults(sidecar):
+    # CAP_BASE_URL is honoured; the top-up defaults to the limit; no run unless asked.
+    res = await run_bootstrap("--limit", "250", env=clean_env(CAP_BASE_URL=sidecar.base_url))
+    assert res.code == 0, res.err
+    lines = res.out.splitlines()
+    fields = dict(line.split("=", 1) for line in lines if not line.startswith("export "))
+    assert set(fields) == {"agent_id", "hard_limit_cents", "remaining_cents", "available_cents",
+                           "concurrency"}
+    assert fields["hard_limit_cents"] == fields["remaining_cents"] == "250"
+    assert fields["concurrency"] == "exclusive"
+    assert lines[-1] == f"export SPENDGUARD_AGENT_ID={fields['agent_id']}"
+    assert not any("run_id" in line for line in lines)
+    async with sidecar.session.get(sidecar.url(f"/v1/agents/{fields['agent_id']}")) as resp:
+        assert (await resp.json())["name"] == "strict-budget-agent"
+
+
+async def test_plain_output_with_run(sidecar):
+    res = await run_bootstrap("--base-url", sidecar.base_url + "/", "--limit", "5",
+                              "--create-run", "--skip-health-check")
+    assert res.code == 0, res.err
+    lines = res.out.splitlines()
+    run_id = next(line.split("=", 1)[1] for line in lines if line.startswith("run_id="))
+    uuid.UUID(run_id)
+    assert lines[-2:] == [
+        f"export SPENDGUARD_AGENT_ID={lines[0].split('=', 1)[1]}",
+        f"export SPENDGUARD_RUN_ID={run_id}",
+    ]
+
+
+async def test_hosted_with_key_creates_the_agent_in_that_tenant(hosted, pool):
+    tenant = await new_tenant(pool)
+    other = await new_tenant(pool)
+    res = await run_bootstrap("--limit", "300", "--json",
+                              env=clean_env(CAP_BASE_URL=hosted.base_url,
+                                            CAP_API_KEY=tenant.api_key))
+    assert res.code == 0, res.err
+    data = json.loads(res.out)
+    assert data["remaining_cents"] == 300
+    path = hosted.url(f"/v1/agents/{data['agent_id']}/budget")
+    async with hosted.session.get(path, headers={"x-api-key": tenant.api_key}) as resp:
+        assert resp.status == 200
+        assert (await resp.json())["remaining_cents"] == 300
+    async with hosted.session.get(path, headers={"x-api-key": other.api_key}) as resp:
+        assert resp.status == 404
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_unreachable_server_is_one_line_exit_1():
+    url = f"http://127.0.0.1:{_free_port()}"
+    res = await run_bootstrap("--base-url", url, "--limit", "100")
+    assert res.code == 1
+    assert res.out == ""
+    assert res.err.count("\n") == 1
+    assert res.err.startswith(f"error: Cannot reach SpendGuard at {url}")
+
+
+async def test_bad_or_missing_key_shows_the_server_detail(hosted):
+    bad = "sk_cynsta_live_" + "A" * 32
+    res = await run_bootstrap("--base-url", hosted.base_url, "--api-key", bad, "--limit", "100")
+    assert res.code == 1
+    assert res.out == ""
+    assert res.err == "error: POST /v1/agents: HTTP 401: Invalid or revoked API key\n"
+
+    res = await run_bootstrap("--base-url", hosted.base_url, "--limit", "100")
+    assert res.code == 1
+    assert res.err.count("\n") == 1
+    assert res.err.startswith("error: POST /v1/agents: HTTP 401: Missing API key")
+
+
+async def test_server_validation_error_is_reported(sidecar):
+    res = await run_bootstrap("--base-url", sidecar.base_url, "--limit", "0")
+    assert res.code == 1
+    assert res.err.count("\n") == 1
+    assert res.err.startswith("error: POST /v1/agents/")
+    assert "HTTP 400: Invalid request body: hard_limit_cents" in res.err
