@@ -12,8 +12,12 @@ tokenizer "up to 1.35x" the previous one, so 3/2; Grok's (131k vocabulary) is cl
 cl100k, 5/4; Gemini's 256k SentencePiece vocabulary is at most cl100k's count for most
 text, 6/5 for CJK and emoji corner cases. OpenAI is exact, 1/1.
 
-Texts longer than ``EXACT_MAX_BYTES`` are counted by bytes: the BPE runs at ~8-10 MB/s,
-so an exact count of a 1 MB prompt would block the event loop for ~100-200 ms.
+Texts longer than ``EXACT_MAX_BYTES`` are counted by bytes: the BPE runs at ~8-10 MB/s
+and holds the GIL (a thread would not help), so an exact count of a 1 MB prompt would
+block the event loop for ~100-200 ms.
+
+Streamed output is counted by ``OutputTally``: unscaled (so a provider that honours
+max_tokens never appears to exceed it) with the margin applied only to its ``upper`` figure.
 """
 
 from __future__ import annotations

@@ -28,7 +28,10 @@ def _serve(args) -> int:
         raise CliError(f"Cannot reach the database: {exc}") from None
     app = build_app(settings, dsn)
     print(f"SpendGuard ({settings.mode.value}) on http://{settings.host}:{settings.port}", flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    except OSError as exc:
+        raise CliError(f"Cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
     return 0
 
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from importlib import resources
 
 import asyncpg
 
 from spendguard_proxy.settings import Settings
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -32,8 +30,9 @@ async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
 def alembic_config(dsn: str):
     from alembic.config import Config
 
-    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    cfg = Config()
+    # The checkout's migrations/ directory, shipped as spendguard_proxy.migrations.
+    cfg.set_main_option("script_location", str(resources.files("spendguard_proxy.migrations")))
     cfg.attributes["database_url"] = dsn
     return cfg
 

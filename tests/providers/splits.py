@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import strategies as st
 
 
@@ -12,7 +14,7 @@ def chunkings(data: bytes, max_cuts: int = 40) -> st.SearchStrategy[list[bytes]]
 
 def _cut(data: bytes, points: list[int]) -> list[bytes]:
     edges = [0, *sorted(points), len(data)]
-    return [data[a:b] for a, b in zip(edges, edges[1:])]
+    return [data[a:b] for a, b in pairwise(edges)]
 
 
 def every_byte(data: bytes) -> list[bytes]:

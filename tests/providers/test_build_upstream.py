@@ -23,25 +23,44 @@ CLIENT_HEADERS = {
     "OpenAI-Organization": "org-1",
     "openai-project": "proj-1",
 }
-SECRETS = ("sg-client-secret", "sk-ant-client-secret", "client-goog-secret", "agent-1",
-           "run-1", "session=secret")
+SECRETS = (
+    "sg-client-secret",
+    "sk-ant-client-secret",
+    "client-goog-secret",
+    "agent-1",
+    "run-1",
+    "session=secret",
+)
 
 BODIES = {
     "openai_chat": {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
     "grok_chat": {"model": "grok-4", "messages": [{"role": "user", "content": "hi"}]},
     "openai_responses": {"model": "gpt-4.1", "input": "hi"},
     "grok_responses": {"model": "grok-4", "input": "hi"},
-    "anthropic_messages": {"model": "claude-sonnet-4-6",
-                           "messages": [{"role": "user", "content": "hi"}]},
+    "anthropic_messages": {
+        "model": "claude-sonnet-4-6",
+        "messages": [{"role": "user", "content": "hi"}],
+    },
     "gemini": {"contents": [{"parts": [{"text": "hi"}]}]},
 }
 
 
-def _build(name: str, body: dict, max_tokens: int = 77, stream: bool = False,
-           api_key: str | None = "server-key") -> tuple[str, dict[str, str], dict]:
+def _build(
+    name: str,
+    body: dict,
+    max_tokens: int = 77,
+    stream: bool = False,
+    api_key: str | None = "server-key",
+) -> tuple[str, dict[str, str], dict]:
     url, headers, raw = get_adapter(name).build_upstream(
-        body, max_tokens=max_tokens, stream=stream, base_url="http://up.test/base/",
-        api_key=api_key, client_headers=CLIENT_HEADERS, model="gemini-2.5-flash")
+        body,
+        max_tokens=max_tokens,
+        stream=stream,
+        base_url="http://up.test/base/",
+        api_key=api_key,
+        client_headers=CLIENT_HEADERS,
+        model="gemini-2.5-flash",
+    )
     return url, headers, json.loads(raw)
 
 
@@ -60,7 +79,10 @@ def test_no_client_credentials_go_upstream(name: str, stream: bool) -> None:
 
 def test_auth_header_per_provider() -> None:
     assert _build("openai_chat", BODIES["openai_chat"])[1]["authorization"] == "Bearer server-key"
-    assert _build("grok_responses", BODIES["grok_responses"])[1]["authorization"] == "Bearer server-key"
+    assert (
+        _build("grok_responses", BODIES["grok_responses"])[1]["authorization"]
+        == "Bearer server-key"
+    )
     anthropic_headers = _build("anthropic_messages", BODIES["anthropic_messages"])[1]
     assert anthropic_headers["x-api-key"] == "server-key"
     assert "authorization" not in anthropic_headers
@@ -76,19 +98,31 @@ def test_provider_headers_pass_through() -> None:
     assert headers["openai-beta"] == "assistants=v2"
     assert headers["openai-organization"] == "org-1" and headers["openai-project"] == "proj-1"
     _, headers, _ = get_adapter("anthropic_messages").build_upstream(
-        BODIES["anthropic_messages"], max_tokens=5, stream=False, base_url="http://x",
-        api_key="k", client_headers={})
+        BODIES["anthropic_messages"],
+        max_tokens=5,
+        stream=False,
+        base_url="http://x",
+        api_key="k",
+        client_headers={},
+    )
     assert headers["anthropic-version"] == "2023-06-01"  # default when the client sent none
 
 
 def test_urls() -> None:
     assert _build("openai_chat", BODIES["openai_chat"])[0] == "http://up.test/base/chat/completions"
-    assert _build("openai_responses", BODIES["openai_responses"])[0] == "http://up.test/base/responses"
-    assert _build("anthropic_messages", BODIES["anthropic_messages"])[0] == "http://up.test/base/v1/messages"
+    assert (
+        _build("openai_responses", BODIES["openai_responses"])[0] == "http://up.test/base/responses"
+    )
+    assert (
+        _build("anthropic_messages", BODIES["anthropic_messages"])[0]
+        == "http://up.test/base/v1/messages"
+    )
     assert _build("gemini", BODIES["gemini"])[0] == (
-        "http://up.test/base/v1beta/models/gemini-2.5-flash:generateContent")
+        "http://up.test/base/v1beta/models/gemini-2.5-flash:generateContent"
+    )
     assert _build("gemini", BODIES["gemini"], stream=True)[0] == (
-        "http://up.test/base/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse")
+        "http://up.test/base/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    )
 
 
 @pytest.mark.parametrize(
@@ -96,13 +130,22 @@ def test_urls() -> None:
     [
         ("openai_chat", BODIES["openai_chat"], "max_completion_tokens"),
         ("openai_chat", {**BODIES["openai_chat"], "max_tokens": 900}, "max_tokens"),
-        ("openai_chat", {**BODIES["openai_chat"], "max_completion_tokens": 900},
-         "max_completion_tokens"),
+        (
+            "openai_chat",
+            {**BODIES["openai_chat"], "max_completion_tokens": 900},
+            "max_completion_tokens",
+        ),
         ("grok_chat", BODIES["grok_chat"], "max_tokens"),
-        ("grok_chat", {**BODIES["grok_chat"], "max_completion_tokens": 900},
-         "max_completion_tokens"),
-        ("openai_responses", {**BODIES["openai_responses"], "max_output_tokens": 900},
-         "max_output_tokens"),
+        (
+            "grok_chat",
+            {**BODIES["grok_chat"], "max_completion_tokens": 900},
+            "max_completion_tokens",
+        ),
+        (
+            "openai_responses",
+            {**BODIES["openai_responses"], "max_output_tokens": 900},
+            "max_output_tokens",
+        ),
         ("grok_responses", BODIES["grok_responses"], "max_output_tokens"),
         ("anthropic_messages", BODIES["anthropic_messages"], "max_tokens"),
     ],
@@ -115,21 +158,32 @@ def test_clamps_the_field_the_client_sent_or_the_default(name: str, body: dict, 
     others = {"max_tokens", "max_completion_tokens", "max_output_tokens"} - {field}
     assert not any(key in sent and key not in body for key in others)
     assert {k: v for k, v in sent.items() if k not in (field, "stream")} == {
-        k: v for k, v in body.items() if k != field}
+        k: v for k, v in body.items() if k != field
+    }
 
 
 def test_gemini_clamps_camel_or_snake_case() -> None:
     body = {"contents": [], "generationConfig": {"maxOutputTokens": 900, "temperature": 0.2}}
-    assert _build("gemini", body)[2]["generationConfig"] == {"maxOutputTokens": 77, "temperature": 0.2}
+    assert _build("gemini", body)[2]["generationConfig"] == {
+        "maxOutputTokens": 77,
+        "temperature": 0.2,
+    }
     body = {"contents": [], "generation_config": {"max_output_tokens": 900}}
-    assert _build("gemini", body)[2] == {"contents": [], "generation_config": {"max_output_tokens": 77}}
+    assert _build("gemini", body)[2] == {
+        "contents": [],
+        "generation_config": {"max_output_tokens": 77},
+    }
     assert _build("gemini", {"contents": []})[2]["generationConfig"] == {"maxOutputTokens": 77}
     assert body == {"contents": [], "generation_config": {"max_output_tokens": 900}}  # not mutated
 
 
 def test_openai_chat_stream_asks_for_usage_and_remembers_the_client_choice() -> None:
     adapter = get_adapter("openai_chat")
-    body = {**BODIES["openai_chat"], "stream": True, "stream_options": {"include_obfuscation": False}}
+    body = {
+        **BODIES["openai_chat"],
+        "stream": True,
+        "stream_options": {"include_obfuscation": False},
+    }
     _, _, sent = _build("openai_chat", body, stream=True)
     assert sent["stream_options"] == {"include_obfuscation": False, "include_usage": True}
     assert adapter.preflight(body).client_wants_usage is False
@@ -140,20 +194,32 @@ def test_openai_chat_stream_asks_for_usage_and_remembers_the_client_choice() -> 
 
 
 def test_anthropic_thinking_budget_is_lowered_below_max_tokens() -> None:
-    body = {**BODIES["anthropic_messages"], "max_tokens": 16000,
-            "thinking": {"type": "enabled", "budget_tokens": 10000}}
+    body = {
+        **BODIES["anthropic_messages"],
+        "max_tokens": 16000,
+        "thinking": {"type": "enabled", "budget_tokens": 10000},
+    }
     assert _build("anthropic_messages", body, max_tokens=5000)[2]["thinking"] == {
-        "type": "enabled", "budget_tokens": 4999}
-    assert _build("anthropic_messages", body, max_tokens=12000)[2]["thinking"]["budget_tokens"] == 10000
+        "type": "enabled",
+        "budget_tokens": 4999,
+    }
+    assert (
+        _build("anthropic_messages", body, max_tokens=12000)[2]["thinking"]["budget_tokens"]
+        == 10000
+    )
     with pytest.raises(ThinkingBudgetUnaffordable):
         _build("anthropic_messages", body, max_tokens=1024)
     adaptive = {**body, "thinking": {"type": "adaptive"}}
-    assert _build("anthropic_messages", adaptive, max_tokens=100)[2]["thinking"] == {"type": "adaptive"}
+    assert _build("anthropic_messages", adaptive, max_tokens=100)[2]["thinking"] == {
+        "type": "adaptive"
+    }
 
 
 def test_client_api_key_for_bring_your_own_key() -> None:
     assert get_adapter("openai_chat").client_api_key(CLIENT_HEADERS) == "sg-client-secret"
-    assert get_adapter("anthropic_messages").client_api_key(CLIENT_HEADERS) == "sk-ant-client-secret"
+    assert (
+        get_adapter("anthropic_messages").client_api_key(CLIENT_HEADERS) == "sk-ant-client-secret"
+    )
     assert get_adapter("gemini").client_api_key(CLIENT_HEADERS) == "client-goog-secret"
     assert get_adapter("openai_chat").client_api_key({"authorization": "Basic abc"}) is None
 
@@ -164,14 +230,22 @@ def test_adapter_settings_names() -> None:
         "openai_responses": ("openai", "openai_base_url", "openai_api_key", "OPENAI_API_KEY"),
         "grok_chat": ("grok", "xai_base_url", "xai_api_key", "XAI_API_KEY"),
         "grok_responses": ("grok", "xai_base_url", "xai_api_key", "XAI_API_KEY"),
-        "anthropic_messages": ("anthropic", "anthropic_base_url", "anthropic_api_key",
-                               "ANTHROPIC_API_KEY"),
+        "anthropic_messages": (
+            "anthropic",
+            "anthropic_base_url",
+            "anthropic_api_key",
+            "ANTHROPIC_API_KEY",
+        ),
         "gemini": ("gemini", "gemini_base_url", "gemini_api_key", "GEMINI_API_KEY"),
     }
     from spendguard_proxy.settings import Settings
 
     for name, (provider, base_url, key, env) in expected.items():
         adapter = ADAPTERS[name]
-        assert (adapter.pricing_provider, adapter.base_url_setting, adapter.api_key_setting,
-                adapter.api_key_env) == (provider, base_url, key, env)
+        assert (
+            adapter.pricing_provider,
+            adapter.base_url_setting,
+            adapter.api_key_setting,
+            adapter.api_key_env,
+        ) == (provider, base_url, key, env)
         assert base_url in Settings.model_fields and key in Settings.model_fields

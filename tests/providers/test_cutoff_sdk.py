@@ -19,6 +19,7 @@ from spendguard_proxy.providers.sse import SseSplitter
 
 from . import streams
 
+
 class Canned:
     body = b""
 
@@ -45,8 +46,14 @@ async def server() -> AsyncIterator[tuple[Canned, str]]:
     await runner.cleanup()
 
 
-def _cut(adapter_name: str, body: dict, stream: bytes, events_kept: int,
-         wants_usage: bool = False, model: str | None = None) -> bytes:
+def _cut(
+    adapter_name: str,
+    body: dict,
+    stream: bytes,
+    events_kept: int,
+    wants_usage: bool = False,
+    model: str | None = None,
+) -> bytes:
     """The first ``events_kept`` events as forwarded, then the cutoff events."""
     adapter = get_adapter(adapter_name)
     counter = adapter.new_stream_counter(adapter.preflight(body, model=model), wants_usage)
@@ -63,8 +70,12 @@ async def test_openai_chat_cutoff(server, wants_usage: bool) -> None:
     canned, url = server
     canned.body = _cut("openai_chat", CHAT_BODY, streams.chat_stream(), 4, wants_usage)
     async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="k", max_retries=0) as client:
-        chunks = [c async for c in await client.chat.completions.create(
-            model="gpt-4o", messages=CHAT_BODY["messages"], stream=True)]
+        chunks = [
+            c
+            async for c in await client.chat.completions.create(
+                model="gpt-4o", messages=CHAT_BODY["messages"], stream=True
+            )
+        ]
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert text == "".join(streams.CHAT_TEXT[:3])
         assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
@@ -86,19 +97,25 @@ async def test_openai_chat_cutoff_before_any_chunk(server) -> None:
     canned, url = server
     canned.body = _cut("openai_chat", CHAT_BODY, streams.chat_stream(), 0)
     async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="k", max_retries=0) as client:
-        chunks = [c async for c in await client.chat.completions.create(
-            model="gpt-4o", messages=CHAT_BODY["messages"], stream=True)]
+        chunks = [
+            c
+            async for c in await client.chat.completions.create(
+                model="gpt-4o", messages=CHAT_BODY["messages"], stream=True
+            )
+        ]
         assert chunks[-1].choices[0].finish_reason == "length"
 
 
 @pytest.mark.parametrize("kept", [0, 2, 9])
 async def test_openai_responses_cutoff(server, kept: int) -> None:
     canned, url = server
-    canned.body = _cut("openai_responses", {"model": "gpt-4.1", "input": "hi"},
-                     streams.responses_stream(), kept)
+    canned.body = _cut(
+        "openai_responses", {"model": "gpt-4.1", "input": "hi"}, streams.responses_stream(), kept
+    )
     async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="k", max_retries=0) as client:
-        events = [e async for e in await client.responses.create(model="gpt-4.1", input="hi",
-                                                                 stream=True)]
+        events = [
+            e async for e in await client.responses.create(model="gpt-4.1", input="hi", stream=True)
+        ]
         last = events[-1]
         assert last.type == "response.incomplete"
         assert last.response.incomplete_details.reason == "max_output_tokens"
@@ -117,15 +134,20 @@ async def test_anthropic_cutoff(server, kept: int) -> None:
     body = {"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": "hi"}]}
     canned.body = _cut("anthropic_messages", body, streams.anthropic_stream(), kept)
     async with anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0) as client:
-        async with client.messages.stream(model="claude-sonnet-4-6", max_tokens=100,
-                                          messages=body["messages"]) as stream:
+        async with client.messages.stream(
+            model="claude-sonnet-4-6", max_tokens=100, messages=body["messages"]
+        ) as stream:
             message = await stream.get_final_message()
         assert message.stop_reason == "max_tokens"
         assert message.usage.output_tokens >= 0
         if kept == 10:  # start, ping, thinking block (4), text start, 3 text deltas
             assert message.content[-1].text == "".join(streams.ANTHROPIC_TEXT[:3])
-        raw = [e async for e in await client.messages.create(
-            model="claude-sonnet-4-6", max_tokens=100, messages=body["messages"], stream=True)]
+        raw = [
+            e
+            async for e in await client.messages.create(
+                model="claude-sonnet-4-6", max_tokens=100, messages=body["messages"], stream=True
+            )
+        ]
         assert [e.type for e in raw][-2:] == ["message_delta", "message_stop"]
 
 
@@ -143,8 +165,12 @@ def test_gemini_cutoff_keeps_the_crlf_framing() -> None:
 def test_no_cutoff_events_once_the_provider_finished() -> None:
     for name, body, stream, model in [
         ("openai_chat", CHAT_BODY, streams.chat_stream(), None),
-        ("anthropic_messages", {"model": "claude-sonnet-4-6", "messages": []},
-         streams.anthropic_stream(), None),
+        (
+            "anthropic_messages",
+            {"model": "claude-sonnet-4-6", "messages": []},
+            streams.anthropic_stream(),
+            None,
+        ),
         ("openai_responses", {"model": "gpt-4.1"}, streams.responses_stream(), None),
         ("gemini", {"contents": []}, streams.gemini_stream(), "gemini-2.5-flash"),
     ]:

@@ -18,41 +18,65 @@ BAD = [
     ("openai_chat", {"model": "gpt-4o", "messages": ["hi"]}, "messages[0]"),
     ("openai_chat", {"model": "gpt-4o", "messages": MSG, "max_tokens": 0}, "max_tokens"),
     ("openai_chat", {"model": "gpt-4o", "messages": MSG, "max_tokens": True}, "max_tokens"),
-    ("openai_chat", {"model": "gpt-4o", "messages": MSG, "max_completion_tokens": "9"},
-     "max_completion_tokens"),
+    (
+        "openai_chat",
+        {"model": "gpt-4o", "messages": MSG, "max_completion_tokens": "9"},
+        "max_completion_tokens",
+    ),
     ("openai_chat", {"model": "gpt-4o", "messages": MSG, "max_tokens": 1.5}, "max_tokens"),
     ("openai_chat", {"model": "gpt-4o", "messages": MSG, "stream": "yes"}, "stream"),
     ("openai_chat", {"model": "gpt-4o", "messages": MSG, "stream": 1}, "stream"),
     ("openai_chat", {"model": "gpt-4o", "messages": MSG, "n": 0}, "n"),
     ("openai_chat", {"model": "gpt-4o", "messages": MSG, "tools": {}}, "tools"),
     ("openai_chat", {"model": "gpt-4o", "messages": MSG, "stream_options": []}, "stream_options"),
-    ("openai_chat", {"model": "gpt-4o", "messages": MSG,
-                     "stream_options": {"include_usage": "true"}}, "include_usage"),
+    (
+        "openai_chat",
+        {"model": "gpt-4o", "messages": MSG, "stream_options": {"include_usage": "true"}},
+        "include_usage",
+    ),
     ("grok_chat", {"model": None, "messages": MSG}, "model"),
     ("openai_responses", {"input": "hi"}, "model"),
     ("openai_responses", {"model": "gpt-4.1", "input": 5}, "input"),
     ("openai_responses", {"model": "gpt-4.1", "input": [5]}, "input[0]"),
     ("openai_responses", {"model": "gpt-4.1", "input": "x", "instructions": ["a"]}, "instructions"),
-    ("openai_responses", {"model": "gpt-4.1", "input": "x", "max_output_tokens": -1},
-     "max_output_tokens"),
+    (
+        "openai_responses",
+        {"model": "gpt-4.1", "input": "x", "max_output_tokens": -1},
+        "max_output_tokens",
+    ),
     ("openai_responses", {"model": "gpt-4.1", "input": "x", "stream": "true"}, "stream"),
     ("grok_responses", {"model": "grok-4", "input": "x", "tools": ["web_search"]}, "tools[0]"),
     ("anthropic_messages", {"model": "claude-sonnet-4-6"}, "messages"),
     ("anthropic_messages", {"model": "claude-sonnet-4-6", "messages": {}}, "messages"),
     ("anthropic_messages", {"model": "claude-sonnet-4-6", "messages": MSG, "system": 3}, "system"),
-    ("anthropic_messages", {"model": "claude-sonnet-4-6", "messages": MSG, "max_tokens": False},
-     "max_tokens"),
-    ("anthropic_messages", {"model": "claude-sonnet-4-6", "messages": MSG, "thinking": "on"},
-     "thinking"),
-    ("anthropic_messages", {"model": "claude-sonnet-4-6", "messages": MSG,
-                            "thinking": {"type": "enabled", "budget_tokens": "1k"}},
-     "thinking.budget_tokens"),
+    (
+        "anthropic_messages",
+        {"model": "claude-sonnet-4-6", "messages": MSG, "max_tokens": False},
+        "max_tokens",
+    ),
+    (
+        "anthropic_messages",
+        {"model": "claude-sonnet-4-6", "messages": MSG, "thinking": "on"},
+        "thinking",
+    ),
+    (
+        "anthropic_messages",
+        {
+            "model": "claude-sonnet-4-6",
+            "messages": MSG,
+            "thinking": {"type": "enabled", "budget_tokens": "1k"},
+        },
+        "thinking.budget_tokens",
+    ),
     ("gemini", {"contents": "hi"}, "contents"),
     ("gemini", {}, "contents"),
     ("gemini", {"contents": [], "generationConfig": []}, "generationConfig"),
     ("gemini", {"contents": [], "generationConfig": {"maxOutputTokens": 0}}, "maxOutputTokens"),
-    ("gemini", {"contents": [], "generation_config": {"max_output_tokens": "5"}},
-     "max_output_tokens"),
+    (
+        "gemini",
+        {"contents": [], "generation_config": {"max_output_tokens": "5"}},
+        "max_output_tokens",
+    ),
 ]
 
 
@@ -70,40 +94,78 @@ def test_gemini_needs_a_model_from_the_path() -> None:
 
 
 def test_openai_chat_fields() -> None:
-    body = {"model": "gpt-4o", "messages": MSG, "max_tokens": 300, "max_completion_tokens": 200,
-            "n": 3, "stream": True, "stream_options": {"include_usage": True}}
+    body = {
+        "model": "gpt-4o",
+        "messages": MSG,
+        "max_tokens": 300,
+        "max_completion_tokens": 200,
+        "n": 3,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     pre = get_adapter("openai_chat").preflight(body)
-    assert (pre.model, pre.stream, pre.requested_max_tokens, pre.choices) == ("gpt-4o", True, 200, 3)
+    assert (pre.model, pre.stream, pre.requested_max_tokens, pre.choices) == (
+        "gpt-4o",
+        True,
+        200,
+        3,
+    )
     assert pre.max_tokens_field == "max_completion_tokens" and pre.client_wants_usage
     search = get_adapter("openai_chat").preflight(
-        {"model": "gpt-4o-search-preview", "messages": MSG, "web_search_options": {}})
+        {"model": "gpt-4o-search-preview", "messages": MSG, "web_search_options": {}}
+    )
     assert search.tool_calls_max == 1 and search.input_unbounded
 
 
 def test_responses_builtin_tools_and_stored_context() -> None:
     adapter = get_adapter("openai_responses")
-    plain = adapter.preflight({"model": "gpt-4.1", "input": "hi", "tools": [
-        {"type": "function", "name": "f", "parameters": {}}]})
+    plain = adapter.preflight(
+        {
+            "model": "gpt-4.1",
+            "input": "hi",
+            "tools": [{"type": "function", "name": "f", "parameters": {}}],
+        }
+    )
     assert plain.tool_calls_max == 0 and not plain.input_unbounded
-    searching = adapter.preflight({"model": "gpt-4.1", "input": "hi",
-                                   "tools": [{"type": "web_search"}, {"type": "file_search"}]})
+    searching = adapter.preflight(
+        {
+            "model": "gpt-4.1",
+            "input": "hi",
+            "tools": [{"type": "web_search"}, {"type": "file_search"}],
+        }
+    )
     assert searching.tool_calls_max == 8 and searching.input_unbounded
-    capped = adapter.preflight({"model": "gpt-4.1", "input": "hi", "max_tool_calls": 3,
-                                "tools": [{"type": "web_search_preview"}]})
+    capped = adapter.preflight(
+        {
+            "model": "gpt-4.1",
+            "input": "hi",
+            "max_tool_calls": 3,
+            "tools": [{"type": "web_search_preview"}],
+        }
+    )
     assert capped.tool_calls_max == 3
-    chained = adapter.preflight({"model": "gpt-4.1", "input": "and then?",
-                                 "previous_response_id": "resp_1"})
+    chained = adapter.preflight(
+        {"model": "gpt-4.1", "input": "and then?", "previous_response_id": "resp_1"}
+    )
     assert chained.input_unbounded
-    assert get_adapter("grok_responses").preflight(
-        {"model": "grok-4", "input": "x", "tools": [{"type": "x_search"}]}).tool_calls_max == 8
+    assert (
+        get_adapter("grok_responses")
+        .preflight({"model": "grok-4", "input": "x", "tools": [{"type": "x_search"}]})
+        .tool_calls_max
+        == 8
+    )
 
 
 def test_anthropic_cache_thinking_and_web_search() -> None:
     adapter = get_adapter("anthropic_messages")
-    body = {"model": "claude-sonnet-4-6", "max_tokens": 2000,
-            "system": [{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral"}}],
-            "messages": MSG, "thinking": {"type": "enabled", "budget_tokens": 1500},
-            "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}]}
+    body = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 2000,
+        "system": [{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral"}}],
+        "messages": MSG,
+        "thinking": {"type": "enabled", "budget_tokens": 1500},
+        "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}],
+    }
     pre = adapter.preflight(body)
     assert pre.cache_write and pre.thinking_budget == 1500 and pre.tool_calls_max == 3
     assert pre.requested_max_tokens == 2000 and pre.input_unbounded
@@ -114,9 +176,11 @@ def test_anthropic_cache_thinking_and_web_search() -> None:
 
 def test_gemini_grounding_and_candidates() -> None:
     adapter = get_adapter("gemini")
-    body = {"contents": [{"role": "user", "parts": [{"text": "news?"}]}],
-            "tools": [{"googleSearch": {}}],
-            "generationConfig": {"maxOutputTokens": 500, "candidateCount": 2}}
+    body = {
+        "contents": [{"role": "user", "parts": [{"text": "news?"}]}],
+        "tools": [{"googleSearch": {}}],
+        "generationConfig": {"maxOutputTokens": 500, "candidateCount": 2},
+    }
     pre = adapter.preflight(body, model="models/gemini-2.5-flash", stream=True)
     assert pre.grounding and pre.tool_calls_max > 0 and pre.stream
     assert (pre.model, pre.requested_max_tokens, pre.choices) == ("gemini-2.5-flash", 500, 2)
@@ -127,9 +191,16 @@ def test_gemini_grounding_and_candidates() -> None:
 
 @pytest.mark.parametrize("name", sorted(ADAPTERS))
 def test_odd_but_valid_content_is_estimated_not_rejected(name: str) -> None:
-    weird = [{"role": "user", "content": [{"type": "mystery", "payload": {"deep": [[["x"]]]}},
-                                          {"type": "image_url", "image_url": "not-a-url"},
-                                          {"type": "input_file", "file_id": "file-1"}]}]
+    weird = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "mystery", "payload": {"deep": [[["x"]]]}},
+                {"type": "image_url", "image_url": "not-a-url"},
+                {"type": "input_file", "file_id": "file-1"},
+            ],
+        }
+    ]
     body = {"model": "m", "messages": weird, "input": weird, "contents": weird}
     pre = get_adapter(name).preflight(body, model="gemini-2.5-flash")
     assert pre.input_tokens > 0 and pre.input_unbounded

@@ -18,7 +18,7 @@ def _split_all(chunks: list[bytes]) -> list[bytes]:
 
 
 def test_parses_fields_comments_and_multiline_data() -> None:
-    event = parse_event(b": keep-alive\nevent: message_start\ndata: {\"a\":\ndata:1}\nid: 7\n\n")
+    event = parse_event(b': keep-alive\nevent: message_start\ndata: {"a":\ndata:1}\nid: 7\n\n')
     assert event.event == "message_start"
     assert event.data == '{"a":\n1}'
 
@@ -38,7 +38,7 @@ def test_cr_at_end_of_chunk_waits_for_the_next_byte() -> None:
 
 
 def test_split_inside_a_utf8_character() -> None:
-    raw = "data: {\"t\": \"日本\"}\n\n".encode()
+    raw = 'data: {"t": "日本"}\n\n'.encode()
     cut = raw.index("本".encode()) + 1
     splitter = SseSplitter()
     events = splitter.feed(raw[:cut]) + splitter.feed(raw[cut:])
@@ -53,8 +53,16 @@ def test_one_byte_at_a_time() -> None:
 @FUZZ
 @given(st.data())
 def test_any_chunking_yields_the_same_events(data: st.DataObject) -> None:
-    stream = data.draw(st.sampled_from([anthropic_stream(), crlf(anthropic_stream()),
-                                        gemini_stream(), b"data: a\r\rdata: b\r\n\ndata: c\n\r"]))
+    stream = data.draw(
+        st.sampled_from(
+            [
+                anthropic_stream(),
+                crlf(anthropic_stream()),
+                gemini_stream(),
+                b"data: a\r\rdata: b\r\n\ndata: c\n\r",
+            ]
+        )
+    )
     chunks = data.draw(chunkings(stream))
     whole = _split_all([stream])
     assert _split_all(chunks) == whole

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -34,29 +35,67 @@ class Case:
 
 CASES = {
     "openai_chat": Case(
-        "openai_chat", {"model": "gpt-4o", "messages": MESSAGES}, streams.chat_stream(),
+        "openai_chat",
+        {"model": "gpt-4o", "messages": MESSAGES},
+        streams.chat_stream(),
         Usage(input_tokens=57, output_tokens=31, cached_input_tokens=12),
-        "".join(streams.CHAT_TEXT + streams.CHAT_TOOL_ARGS)),
+        "".join(streams.CHAT_TEXT + streams.CHAT_TOOL_ARGS),
+    ),
     "openai_chat_usage": Case(
-        "openai_chat", {"model": "gpt-4o", "messages": MESSAGES}, streams.chat_stream(),
+        "openai_chat",
+        {"model": "gpt-4o", "messages": MESSAGES},
+        streams.chat_stream(),
         Usage(input_tokens=57, output_tokens=31, cached_input_tokens=12),
-        "".join(streams.CHAT_TEXT), client_wants_usage=True),
+        "".join(streams.CHAT_TEXT),
+        client_wants_usage=True,
+    ),
     "grok_chat": Case(
-        "grok_chat", {"model": "grok-3-mini", "messages": MESSAGES}, streams.xai_chat_stream(),
-        Usage(input_tokens=20, output_tokens=302, reasoning_tokens=300), "First, the user askedOlá!"),
+        "grok_chat",
+        {"model": "grok-3-mini", "messages": MESSAGES},
+        streams.xai_chat_stream(),
+        Usage(input_tokens=20, output_tokens=302, reasoning_tokens=300),
+        "First, the user askedOlá!",
+    ),
     "openai_responses": Case(
-        "openai_responses", {"model": "gpt-4.1", "input": "hi"}, streams.responses_stream(),
-        Usage(input_tokens=300, output_tokens=150, cached_input_tokens=100, reasoning_tokens=120,
-              web_search_calls=1), "".join(streams.RESPONSES_TEXT)),
+        "openai_responses",
+        {"model": "gpt-4.1", "input": "hi"},
+        streams.responses_stream(),
+        Usage(
+            input_tokens=300,
+            output_tokens=150,
+            cached_input_tokens=100,
+            reasoning_tokens=120,
+            web_search_calls=1,
+        ),
+        "".join(streams.RESPONSES_TEXT),
+    ),
     "anthropic_messages": Case(
-        "anthropic_messages", {"model": "claude-sonnet-4-5", "messages": MESSAGES},
+        "anthropic_messages",
+        {"model": "claude-sonnet-4-5", "messages": MESSAGES},
         streams.anthropic_stream(),
-        Usage(input_tokens=3025, output_tokens=89, cache_write_tokens=1000, cache_read_tokens=2000,
-              web_search_calls=2), "".join(streams.ANTHROPIC_TEXT)),
+        Usage(
+            input_tokens=3025,
+            output_tokens=89,
+            cache_write_tokens=1000,
+            cache_read_tokens=2000,
+            web_search_calls=2,
+        ),
+        "".join(streams.ANTHROPIC_TEXT),
+    ),
     "gemini": Case(
-        "gemini", {"contents": [{"parts": [{"text": "hi"}]}]}, streams.gemini_stream(),
-        Usage(input_tokens=100, output_tokens=214, cached_input_tokens=10, reasoning_tokens=200,
-              grounding_queries=3), "".join(streams.GEMINI_TEXT), model="gemini-2.5-flash"),
+        "gemini",
+        {"contents": [{"parts": [{"text": "hi"}]}]},
+        streams.gemini_stream(),
+        Usage(
+            input_tokens=100,
+            output_tokens=214,
+            cached_input_tokens=10,
+            reasoning_tokens=200,
+            grounding_queries=3,
+        ),
+        "".join(streams.GEMINI_TEXT),
+        model="gemini-2.5-flash",
+    ),
 }
 
 
@@ -133,10 +172,12 @@ def test_counts_grow_as_text_arrives_and_reported_usage_raises_them() -> None:
 
 
 def test_not_done_and_no_usage_when_the_stream_stops_early() -> None:
-    for name, stream in [("anthropic_messages", streams.anthropic_stream(until_stop=False)),
-                         ("openai_responses", streams.responses_stream(finish=None)),
-                         ("gemini", streams.gemini_stream(finish=False)),
-                         ("openai_chat", streams.chat_stream().split(b"data: [DONE]")[0][:-30])]:
+    for name, stream in [
+        ("anthropic_messages", streams.anthropic_stream(until_stop=False)),
+        ("openai_responses", streams.responses_stream(finish=None)),
+        ("gemini", streams.gemini_stream(finish=False)),
+        ("openai_chat", streams.chat_stream().split(b"data: [DONE]")[0][:-30]),
+    ]:
         case = Case(**{**CASES[name].__dict__, "stream": stream})
         _, counter = _run(case, [stream])
         assert not counter.done and counter.usage is None, name
@@ -173,3 +214,38 @@ def test_parser_throughput() -> None:
 
 def test_usage_json_round_trip() -> None:
     assert json.loads(json.dumps(CASES["gemini"].usage.as_dict()))["grounding_queries"] == 3
+
+
+def _anthropic_text_stream(deltas: list[str]) -> bytes:
+    events = [
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+    ]
+    events += [
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": d}}
+        for d in deltas
+    ]
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+
+
+@FUZZ
+@given(text=st.text(min_size=1, max_size=300), cuts=st.lists(st.integers(0, 300), max_size=30))
+def test_count_does_not_depend_on_how_the_provider_cut_the_text(text: str, cuts: list[int]) -> None:
+    edges = [0, *sorted(c for c in cuts if c < len(text)), len(text)]
+    deltas = [text[a:b] for a, b in pairwise(edges) if text[a:b]]
+    counts = []
+    for pieces in ([text], deltas):
+        _, counter = _counter(CASES["anthropic_messages"])
+        counter.feed(_anthropic_text_stream(pieces))
+        counts.append((counter.output_tokens, counter.output_tokens_upper))
+    assert counts[0] == counts[1]
+    exact = max(bpe_count("o200k_base", text), bpe_count("cl100k_base", text))
+    assert counts[0] == (exact, -(-exact * 3 // 2))
+
+
+def test_openai_count_is_the_exact_encoding() -> None:
+    _, counter = _counter(CASES["openai_chat"])
+    counter.feed(streams.chat_stream())
+    content = "".join(streams.CHAT_TEXT)
+    tool = "get_weather" + "".join(streams.CHAT_TOOL_ARGS)
+    counted = bpe_count("o200k_base", content) + bpe_count("o200k_base", tool)
+    assert counter.output_tokens_upper == max(counted, 31)

@@ -21,8 +21,13 @@ SAMPLES = {
     "code": "def f(x):\n    return {k: v ** 2 for k, v in x.items() if v is not None}\n" * 20,
     "mixed": "Ünïcödé ∑∫√ ⟨ψ|φ⟩ — «quotes» 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 " * 20,
 }
-ADAPTER_MODELS = [("openai_chat", "gpt-4o"), ("openai_chat", "gpt-4"), ("grok_chat", "grok-4"),
-                  ("anthropic_messages", "claude-opus-4-7"), ("gemini", "gemini-2.5-pro")]
+ADAPTER_MODELS = [
+    ("openai_chat", "gpt-4o"),
+    ("openai_chat", "gpt-4"),
+    ("grok_chat", "grok-4"),
+    ("anthropic_messages", "claude-opus-4-7"),
+    ("gemini", "gemini-2.5-pro"),
+]
 
 
 def _body(adapter: str, model: str, text: str) -> dict:
@@ -78,12 +83,20 @@ def test_huge_text_is_counted_by_bytes() -> None:
 
 
 def test_tool_schemas_count() -> None:
-    tool = {"type": "function", "function": {"name": "lookup_weather", "description": "x" * 400,
-                                             "parameters": {"type": "object", "properties": {
-                                                 "city": {"type": "string"}}}}}
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "lookup_weather",
+            "description": "x" * 400,
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
     base = get_adapter("openai_chat").preflight({"model": "gpt-4o", "messages": []}).input_tokens
-    with_tool = get_adapter("openai_chat").preflight(
-        {"model": "gpt-4o", "messages": [], "tools": [tool]}).input_tokens
+    with_tool = (
+        get_adapter("openai_chat")
+        .preflight({"model": "gpt-4o", "messages": [], "tools": [tool]})
+        .input_tokens
+    )
     assert with_tool - base >= tokens.bpe_count("o200k_base", "x" * 400) + 10
 
 
@@ -92,8 +105,13 @@ def test_tool_schemas_count() -> None:
 
 def _png(w: int, h: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(
-        ">I", zlib.crc32(b"IHDR" + ihdr))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", 13)
+        + b"IHDR"
+        + ihdr
+        + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    )
 
 
 def _jpeg(w: int, h: int) -> bytes:
@@ -106,8 +124,12 @@ def test_image_sizes_from_headers() -> None:
     assert images.size_from_bytes(_png(640, 480)) == (640, 480)
     assert images.size_from_bytes(_jpeg(1024, 768)) == (1024, 768)
     assert images.size_from_bytes(b"GIF89a" + struct.pack("<HH", 20, 10)) == (20, 10)
-    vp8x = b"RIFF\x00\x00\x00\x00WEBPVP8X" + b"\x00" * 8 + (1919).to_bytes(3, "little") + (
-        1079).to_bytes(3, "little")
+    vp8x = (
+        b"RIFF\x00\x00\x00\x00WEBPVP8X"
+        + b"\x00" * 8
+        + (1919).to_bytes(3, "little")
+        + (1079).to_bytes(3, "little")
+    )
     assert images.size_from_bytes(vp8x) == (1920, 1080)
     assert images.size_from_base64(base64.b64encode(_jpeg(300, 200)).decode()) == (300, 200)
     assert images.size_from_bytes(b"not an image") is None
@@ -130,26 +152,70 @@ def test_image_rules_cover_the_published_examples() -> None:
 
 def test_inline_images_and_documents_are_priced_not_tokenized_as_text() -> None:
     png = base64.b64encode(_png(512, 512) + b"\x00" * 300_000).decode()
-    chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": [
-        {"type": "text", "text": "what is this?"},
-        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}", "detail": "low"}},
-    ]}]}
+    chat = {
+        "model": "gpt-4o",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": f"data:image/png;base64,{png}", "detail": "low"},
+                    },
+                ],
+            }
+        ],
+    }
     pre = get_adapter("openai_chat").preflight(chat)
     assert 102 <= pre.input_tokens < 300 and not pre.input_unbounded
     pdf = b"%PDF-1.4\n" + b"<< /Type /Page >>\n" * 3 + b"<< /Type /Pages /Count 3 >>"
-    claude = {"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": [
-        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
-                                        "data": base64.b64encode(pdf).decode()}},
-        {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}},
-    ]}]}
+    claude = {
+        "model": "claude-sonnet-4-6",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "document",
+                        "source": {
+                            "type": "base64",
+                            "media_type": "application/pdf",
+                            "data": base64.b64encode(pdf).decode(),
+                        },
+                    },
+                    {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}},
+                ],
+            }
+        ],
+    }
     pre = get_adapter("anthropic_messages").preflight(claude)
     assert pre.input_tokens >= 3 * 4600 + 1600
-    referenced = {"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": [
-        {"type": "document", "source": {"type": "file", "file_id": "file_1"}}]}]}
+    referenced = {
+        "model": "claude-sonnet-4-6",
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "document", "source": {"type": "file", "file_id": "file_1"}}],
+            }
+        ],
+    }
     assert get_adapter("anthropic_messages").preflight(referenced).input_unbounded
-    gemini = {"contents": [{"parts": [{"inlineData": {"mimeType": "image/png",
-                                                      "data": base64.b64encode(_png(100, 100)).decode()}},
-                                      {"fileData": {"mimeType": "video/mp4", "fileUri": "gs://v"}}]}]}
+    gemini = {
+        "contents": [
+            {
+                "parts": [
+                    {
+                        "inlineData": {
+                            "mimeType": "image/png",
+                            "data": base64.b64encode(_png(100, 100)).decode(),
+                        }
+                    },
+                    {"fileData": {"mimeType": "video/mp4", "fileUri": "gs://v"}},
+                ]
+            }
+        ]
+    }
     pre = get_adapter("gemini").preflight(gemini, model="gemini-2.0-flash")
     assert pre.input_tokens >= 258 and pre.input_unbounded
 
@@ -173,9 +239,13 @@ def _mean_s(fn, runs: int) -> float:
 
 
 def test_one_kilobyte_chat_body_is_well_under_a_millisecond() -> None:
-    body = {"model": "gpt-4o", "messages": [
-        {"role": "system", "content": "You are a helpful assistant."},
-        {"role": "user", "content": "Please summarise the following text. " * 25}]}
+    body = {
+        "model": "gpt-4o",
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "Please summarise the following text. " * 25},
+        ],
+    }
     openai_s = _mean_s(lambda: get_adapter("openai_chat").preflight(body), 300)
     claude = {**body, "model": "claude-sonnet-4-6"}
     claude_s = _mean_s(lambda: get_adapter("anthropic_messages").preflight(claude), 300)

@@ -1,0 +1,1 @@
+"""SpendGuard load benchmarks: ``python -m bench`` (see bench/__main__.py)."""

@@ -1,0 +1,79 @@
+"""One hot ``shared`` agent at the ledger level: reserve then settle, from many tasks at once.
+
+Calls ``spendguard_proxy.ledger.reserve`` and ``settle`` (the plpgsql functions, one round
+trip and one commit each, ``synchronous_commit`` on) exactly as the relay does, with the
+relay's pool settings. Every reserve/settle pair is one settled call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from fractions import Fraction
+
+from spendguard_proxy import ledger
+from spendguard_proxy.db.pool import create_pool
+from spendguard_proxy.settings import load_settings
+
+
+def _request(agent_id: uuid.UUID) -> ledger.ReserveRequest:
+    # gpt-4o-mini: 15 ¢ / 1M input, 60 ¢ / 1M output; 20 input tokens, at most 32 output.
+    return ledger.ReserveRequest(
+        tenant_id=ledger.LOCAL_TENANT_ID,
+        agent_id=agent_id,
+        run_id=uuid.uuid4(),
+        fixed_microcents=300,
+        output_rate=Fraction(60),
+        max_tokens=32,
+        provider="openai",
+        model="gpt-4o-mini",
+        input_tokens=20,
+    )
+
+
+async def _run(dsn: str, agent_id: uuid.UUID, tasks: int, duration_s: float,
+               pool_size: int) -> dict:
+    settings = load_settings(_env_file=None, db_pool_min_size=pool_size,
+                             db_pool_max_size=pool_size)
+    pool = await create_pool(dsn, settings)
+    cycles: list[float] = []
+    failures = 0
+    try:
+        deadline = time.perf_counter() + duration_s
+
+        async def worker() -> None:
+            nonlocal failures
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                try:
+                    res = await ledger.reserve(pool, _request(agent_id), ttl_s=300)
+                    await ledger.settle(pool, agent_id, res.hold_id, realized_microcents=1500,
+                                        input_tokens=20, output_tokens=20,
+                                        termination_reason="complete")
+                except Exception:  # noqa: BLE001 — counted and reported, never hidden
+                    failures += 1
+                    continue
+                cycles.append(time.perf_counter() - t0)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(tasks)))
+        elapsed = time.perf_counter() - started
+    finally:
+        await pool.close()
+    cycles.sort()
+    n = len(cycles)
+    return {
+        "tasks": tasks,
+        "pool_size": pool_size,
+        "duration_s": round(elapsed, 2),
+        "settled": n,
+        "failures": failures,
+        "settled_per_s": round(n / elapsed, 1),
+        "cycle_p50_ms": round(cycles[n // 2] * 1000, 3) if n else None,
+        "cycle_p99_ms": round(cycles[min(n - 1, int(0.99 * n))] * 1000, 3) if n else None,
+    }
+
+
+def run(dsn: str, agent_id: uuid.UUID, tasks: int, duration_s: float, pool_size: int) -> dict:
+    return asyncio.run(_run(dsn, agent_id, tasks, duration_s, pool_size))

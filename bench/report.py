@@ -1,0 +1,160 @@
+"""The benchmark's table and its verdicts against the issue's targets."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+TARGET_C32_RPS = 1000
+TARGET_C32_OF_DIRECT = 0.40
+TARGET_C1_ADDED_P50_MS = 2.0
+TARGET_HOT_SETTLED_PER_S = 1000
+TARGET_VS_LITELLM = 10.0
+
+
+def _load(results: dict, key: str) -> dict | None:
+    return results.get("loads", {}).get(key)
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "MISS")
+
+
+def summary(results: dict) -> list[dict]:
+    """One line per target: what was measured, the target, pass/miss."""
+    rows = []
+    sg32, d32 = _load(results, "spendguard_c32"), _load(results, "direct_c32")
+    if sg32 and d32:
+        rows.append({"target": "c=32 calls/s ≥ 1,000", "measured": sg32["rps"],
+                     "verdict": _verdict(sg32["rps"] >= TARGET_C32_RPS)})
+        share = sg32["rps"] / d32["rps"] if d32["rps"] else 0
+        rows.append({"target": "c=32 ≥ 40% of direct", "measured": f"{share:.0%}",
+                     "verdict": _verdict(share >= TARGET_C32_OF_DIRECT)})
+    sg1, d1 = _load(results, "spendguard_c1"), _load(results, "direct_c1")
+    if sg1 and d1:
+        added = round(sg1["p50_ms"] - d1["p50_ms"], 3)
+        rows.append({"target": "c=1 added median latency ≤ 2 ms", "measured": f"{added} ms",
+                     "verdict": _verdict(added <= TARGET_C1_ADDED_P50_MS)})
+    ledger = results.get("hot_agent_ledger")
+    if ledger:
+        rows.append({"target": "hot shared agent ≥ 1,000 settled/s (ledger)",
+                     "measured": ledger["settled_per_s"],
+                     "verdict": _verdict(ledger["settled_per_s"] >= TARGET_HOT_SETTLED_PER_S)})
+    hot = _load(results, "spendguard_c64_hot")
+    if hot:
+        rows.append({"target": "hot shared agent ≥ 1,000 settled/s (HTTP, c=64)",
+                     "measured": hot["rps"],
+                     "verdict": _verdict(hot["rps"] >= TARGET_HOT_SETTLED_PER_S)})
+    ll32 = _load(results, "litellm_c32")
+    if sg32 and ll32:
+        ratio = sg32["rps"] / ll32["rps"] if ll32["rps"] else float("inf")
+        rows.append({"target": "≥ 10× LiteLLM (c=32 calls/s)", "measured": f"{ratio:.1f}×",
+                     "verdict": _verdict(ratio >= TARGET_VS_LITELLM)})
+    else:
+        rows.append({"target": "≥ 10× LiteLLM (c=32 calls/s)", "measured": "not run",
+                     "verdict": "n/a"})
+    return rows
+
+
+def _ratio(a: dict | None, b: dict | None) -> str:
+    if not a or not b or not b["rps"]:
+        return ""
+    return f"{a['rps'] / b['rps']:.2f}"
+
+
+def print_report(results: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    meta = results["meta"]
+    console.print(f"\n[bold]SpendGuard benchmark[/bold]  {meta['when']}  {meta['machine']}")
+    console.print(f"database: {meta['database']}, {meta['postgres']}; "
+                  f"load generator: {meta['load_generator']}; "
+                  f"{meta['duration_s']} s per load after {meta['warmup_s']} s warm-up; "
+                  f"request: non-stream chat, {meta['request']['model']}, max_tokens 32")
+
+    table = Table(title="Throughput and latency (closed loop, non-stream chat)")
+    for column in ("load", "conc.", "req/s", "p50 ms", "p99 ms", "errors", "ratio",
+                   "CPU % (of one core)"):
+        table.add_column(column, justify="left" if column in ("load", "ratio") else "right")
+    loads = results["loads"]
+    sg32, d32 = loads.get("spendguard_c32"), loads.get("direct_c32")
+    sg1, d1 = loads.get("spendguard_c1"), loads.get("direct_c1")
+    ratios = {
+        "spendguard_c1": f"{_ratio(sg1, d1)} of direct",
+        "spendguard_c32": f"{_ratio(sg32, d32)} of direct",
+        "litellm_c1": f"SG/LiteLLM {_ratio(sg1, loads.get('litellm_c1'))}",
+        "litellm_c32": f"SG/LiteLLM {_ratio(sg32, loads.get('litellm_c32'))}",
+        "scale_2x_c16": f"{_ratio(loads.get('scale_2x_c16'), sg32)} of 1×c32",
+        "scale_2x_c32": f"{_ratio(loads.get('scale_2x_c32'), loads.get('spendguard_c64_hot'))}"
+                        " of 1×c64",
+    }
+    labels = {
+        "direct_c1": "direct (fake provider)",
+        "spendguard_c1": "SpendGuard",
+        "direct_c32": "direct (fake provider)",
+        "spendguard_c32": "SpendGuard, 1 shared agent",
+        "spendguard_c64_hot": "SpendGuard hot agent",
+        "scale_2x_c16": "2 SpendGuards, 1 agent",
+        "scale_2x_c32": "2 SpendGuards, 1 agent",
+        "litellm_c1": "LiteLLM pass-through",
+        "litellm_c32": "LiteLLM pass-through",
+    }
+    for key, result in loads.items():
+        cpu = ", ".join(f"{k} {v:.0f}" for k, v in result.get("cpu_pct", {}).items())
+        table.add_row(labels.get(key, key), str(result["concurrency"]), f"{result['rps']:.0f}",
+                      f"{result['p50_ms']:.2f}", f"{result['p99_ms']:.2f}",
+                      str(result["errors"]), ratios.get(key, ""), cpu)
+    ledger = results.get("hot_agent_ledger")
+    if ledger:
+        table.add_row("ledger reserve+settle, 1 agent", f"{ledger['tasks']} tasks",
+                      f"{ledger['settled_per_s']:.0f}", f"{ledger['cycle_p50_ms']:.2f}",
+                      f"{ledger['cycle_p99_ms']:.2f}", str(ledger["failures"]),
+                      "settled calls/s", "")
+    console.print(table)
+
+    stream = results.get("streaming")
+    if stream:
+        st = Table(title=f"Streaming ({stream['words']} events, {stream['delay_ms']} ms apart"
+                         f" at the fake; {stream['streams']} streams each)")
+        for column in ("path", "first chunk p50 ms", "gap mean ms", "gap p99 ms",
+                       "whole stream p50 ms"):
+            st.add_column(column, justify="left" if column == "path" else "right")
+        for name in ("direct", "spendguard"):
+            s = stream[name]
+            st.add_row(name, f"{s['ttfc_p50_ms']:.2f}", f"{s['gap_mean_ms']:.3f}",
+                       f"{s['gap_p99_ms']:.3f}", f"{s['total_p50_ms']:.1f}")
+        st.add_row("added by SpendGuard", f"{stream['added_ttfc_ms']:.2f}",
+                   f"{stream['added_per_chunk_ms']:.3f}", f"{stream['added_gap_p99_ms']:.3f}",
+                   "")
+        console.print(st)
+
+    tt = Table(title="Targets (from the issue)")
+    for column in ("target", "measured", "verdict"):
+        tt.add_column(column)
+    for row in results["summary"]:
+        tt.add_row(row["target"], str(row["measured"]), row["verdict"])
+    console.print(tt)
+
+    prof = results.get("profile")
+    if prof:
+        pt = Table(title=f"Profile of spendguard serve under c=32 ({prof['samples']} samples at "
+                         f"{prof['rate_hz']} Hz, {prof['load_rps_while_profiled']:.0f} req/s "
+                         f"while profiled; % of busy samples)")
+        pt.add_column("area (self time)")
+        pt.add_column("%", justify="right")
+        pt.add_column("function (self time)")
+        pt.add_column("%", justify="right")
+        areas, selfs = prof["areas"][:12], prof["self"][:12]
+        for i in range(max(len(areas), len(selfs))):
+            a = areas[i] if i < len(areas) else {"area": "", "pct": ""}
+            f = selfs[i] if i < len(selfs) else {"function": "", "pct": ""}
+            pt.add_row(a["area"], str(a["pct"]), f["function"][:80], str(f["pct"]))
+        console.print(pt)
+
+    check = results.get("ledger_check")
+    if check:
+        console.print(f"ledger after the run: {check['charges']} charges on {check['agents']} "
+                      f"agents, Σ deltas ≠ remaining on {check['mismatched']}, overrun "
+                      f"{check['overrun_microcents']} µ¢")
+    for note in results.get("notes", []):
+        console.print(f"note: {note}")
+    console.print(f"wall time {results.get('wall_s')} s")
