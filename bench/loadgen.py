@@ -63,7 +63,7 @@ def _lua_string(value: str) -> str:
 
 def _lua_script(target: Target) -> str:
     headers = "\n".join(
-        f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in target.headers.items()
+        f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in target.headers.items()
     )
     return _LUA.format(body=_lua_string(target.body.decode()), headers=headers, mark=MARK)
 

