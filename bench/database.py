@@ -106,9 +106,9 @@ async def ledger_check(dsn: str, agent_ids: list[uuid.UUID]) -> dict[str, int]:
     try:
         rows = await conn.fetch(
             "SELECT b.agent_id, b.remaining_microcents,"
-            " (SELECT coalesce(sum(delta_microcents), 0) FROM ledger_entries e"
+            " (SELECT coalesce(sum(delta_microcents), 0)::bigint FROM ledger_entries e"
             "   WHERE e.agent_id = b.agent_id) AS total,"
-            " (SELECT coalesce(sum(overrun_microcents), 0) FROM ledger_entries e"
+            " (SELECT coalesce(sum(overrun_microcents), 0)::bigint FROM ledger_entries e"
             "   WHERE e.agent_id = b.agent_id) AS overrun,"
             " (SELECT count(*) FROM ledger_entries e"
             "   WHERE e.agent_id = b.agent_id AND kind = 'charge') AS charges"

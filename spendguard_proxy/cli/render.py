@@ -27,7 +27,8 @@ def rows(console: Console, title: str, items: list[dict[str, Any]], columns: lis
         return
     table = Table(title=title, title_justify="left")
     for col in columns:
-        table.add_column(col, overflow="fold")
+        # Ids are copied from here into the next command: never wrap them.
+        table.add_column(col, overflow="fold", no_wrap=col.endswith("_id"))
     for item in items:
         table.add_row(*(_cell(item.get(col)) for col in columns))
     console.print(table)
