@@ -178,9 +178,12 @@ async def set_budget(
     limit = hard_limit_cents * MICROCENTS_PER_CENT
     topup = (topup_cents or 0) * MICROCENTS_PER_CENT
     async with pool.acquire() as conn, conn.transaction():
+        # NO KEY UPDATE serialises budget changes per agent yet leaves the agent row open to
+        # the KEY SHARE locks that foreign-key checks of concurrent reserves and settles take
+        # (plain FOR UPDATE here deadlocks against them: agents->budgets vs budgets->agents).
         agent = await conn.fetchval(
             "SELECT id FROM agents WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL"
-            " FOR UPDATE",
+            " FOR NO KEY UPDATE",
             agent_id,
             tenant_id,
         )
