@@ -52,3 +52,36 @@ def test_up_down_up_and_schema_matches(server_dsn):
         assert db.current(url) == "0002"
     finally:
         asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+def test_replicas_starting_together_migrate_once(server_dsn):
+    """Three `spendguard db upgrade` processes at once on an empty database: the advisory
+    lock serialises them."""
+    import os
+    import subprocess
+    import sys
+
+    name = f"sg_race_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql):
+        conn = await asyncpg.connect(server_dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = _with_database(server_dsn, name)
+    try:
+        env = {**os.environ, "CAP_DATABASE_URL": url}
+        procs = [subprocess.Popen([sys.executable, "-m", "spendguard_proxy.cli.main", "db",
+                                   "upgrade"], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        for proc in procs:
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+            assert out.strip() == "revision=0002"
+        assert db.current(url) == "0002"
+        assert _diff(url) == []
+    finally:
+        asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
