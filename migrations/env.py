@@ -34,6 +34,9 @@ def _run_locked(connection: sa.Connection) -> None:
         context.configure(connection=connection, target_metadata=metadata, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()
+    except BaseException:
+        connection.rollback()  # the session-level advisory lock survives the rollback
+        raise
     finally:
         connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
         connection.commit()

@@ -295,19 +295,12 @@ class Reservation:
     available_microcents: int
 
 
-_RESERVE_SQL = "SELECT * FROM sg_reserve($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
+RESERVE_SQL = "SELECT * FROM sg_reserve($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
 
 
-async def reserve(db: Db, req: ReserveRequest, *, ttl_s: int) -> Reservation:
-    """Hold the worst-case cost of a call, clamping its output to what the budget can pay.
-
-    Raises NotFound (agent unknown to this tenant), InsufficientBudget (402: no budget, or not
-    even the input and ``min_tokens`` of output fit the available money), BudgetLocked (409:
-    an exclusive budget held by another run). The hold is committed before this returns.
-    """
-    hold_id = uuid.uuid4()
-    row = await db.fetchrow(
-        _RESERVE_SQL,
+def reserve_args(req: ReserveRequest, hold_id: uuid.UUID, ttl_s: int) -> tuple:
+    """sg_reserve's arguments, in order (ledger_batch passes them as columns)."""
+    return (
         req.agent_id,
         req.tenant_id,
         req.run_id,
@@ -322,6 +315,22 @@ async def reserve(db: Db, req: ReserveRequest, *, ttl_s: int) -> Reservation:
         req.model,
         req.input_tokens,
     )
+
+
+async def reserve(db: Db, req: ReserveRequest, *, ttl_s: int) -> Reservation:
+    """Hold the worst-case cost of a call, clamping its output to what the budget can pay.
+
+    Raises NotFound (agent unknown to this tenant), InsufficientBudget (402: no budget, or not
+    even the input and ``min_tokens`` of output fit the available money), BudgetLocked (409:
+    an exclusive budget held by another run). The hold is committed before this returns.
+    """
+    hold_id = uuid.uuid4()
+    row = await db.fetchrow(RESERVE_SQL, *reserve_args(req, hold_id, ttl_s))
+    return reservation_from_row(req, hold_id, row)
+
+
+def reservation_from_row(req: ReserveRequest, hold_id: uuid.UUID, row) -> Reservation:
+    """A Reservation from an sg_reserve result, or the error its status stands for."""
     status = row["status"]
     if status == "ok":
         return Reservation(
@@ -365,7 +374,33 @@ class Settlement:
     entry_id: int | None
 
 
-_SETTLE_SQL = "SELECT * FROM sg_settle($1,$2,$3,$4,$5,$6,$7,$8,$9)"
+SETTLE_SQL = "SELECT * FROM sg_settle($1,$2,$3,$4,$5,$6,$7,$8,$9)"
+
+
+def settle_args(
+    agent_id: uuid.UUID,
+    hold_id: uuid.UUID,
+    *,
+    realized_microcents: int,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    termination_reason: str,
+    billing_breakdown: dict[str, Any] | None = None,
+    request_sha256: str | None = None,
+    content: Any = None,
+) -> tuple:
+    """sg_settle's arguments, in order (ledger_batch passes them as columns)."""
+    return (
+        agent_id,
+        hold_id,
+        realized_microcents,
+        input_tokens,
+        output_tokens,
+        termination_reason,
+        billing_breakdown,
+        request_sha256,
+        content,
+    )
 
 
 async def settle(
@@ -388,17 +423,23 @@ async def settle(
     charges nothing more and records the real figures (``late``).
     """
     row = await db.fetchrow(
-        _SETTLE_SQL,
-        agent_id,
-        hold_id,
-        realized_microcents,
-        input_tokens,
-        output_tokens,
-        termination_reason,
-        billing_breakdown,
-        request_sha256,
-        content,
+        SETTLE_SQL,
+        *settle_args(
+            agent_id,
+            hold_id,
+            realized_microcents=realized_microcents,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            termination_reason=termination_reason,
+            billing_breakdown=billing_breakdown,
+            request_sha256=request_sha256,
+            content=content,
+        ),
     )
+    return settlement_from_row(hold_id, row)
+
+
+def settlement_from_row(hold_id: uuid.UUID, row) -> Settlement:
     if row["status"] == "not_found":
         raise NotFound(f"Hold not found: {hold_id}")
     return Settlement(

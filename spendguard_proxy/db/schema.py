@@ -73,11 +73,16 @@ budgets = sa.Table(
     sa.CheckConstraint("concurrency IN ('exclusive', 'shared')", name="concurrency_kind"),
 )
 
+# Holds and ledger rows reference the budget row rather than the agent: the foreign-key check
+# then locks a row the writer already holds FOR UPDATE, instead of taking KEY SHARE locks on
+# the agent row from every concurrent call (MultiXacts on a hot agent).
 holds = sa.Table(
     "holds",
     metadata,
     sa.Column("id", UUID(as_uuid=True), primary_key=True),
-    sa.Column("agent_id", UUID(as_uuid=True), sa.ForeignKey("agents.id"), nullable=False),
+    sa.Column(
+        "agent_id", UUID(as_uuid=True), sa.ForeignKey("budgets.agent_id"), nullable=False
+    ),
     sa.Column("run_id", UUID(as_uuid=True), nullable=False),
     sa.Column("amount_microcents", sa.BigInteger, nullable=False),
     sa.Column("provider", sa.Text),
@@ -103,7 +108,9 @@ ledger_entries = sa.Table(
     "ledger_entries",
     metadata,
     sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
-    sa.Column("agent_id", UUID(as_uuid=True), sa.ForeignKey("agents.id"), nullable=False),
+    sa.Column(
+        "agent_id", UUID(as_uuid=True), sa.ForeignKey("budgets.agent_id"), nullable=False
+    ),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("delta_microcents", sa.BigInteger, nullable=False),
     sa.Column("balance_after_microcents", sa.BigInteger, nullable=False),
@@ -126,6 +133,10 @@ ledger_entries = sa.Table(
     ),
     sa.CheckConstraint("balance_after_microcents >= 0", name="balance_non_negative"),
     sa.CheckConstraint("overrun_microcents >= 0", name="overrun_non_negative"),
+    sa.CheckConstraint("realized_microcents >= 0", name="realized_non_negative"),
+    sa.CheckConstraint(
+        "kind NOT IN ('charge', 'hold_expired') OR delta_microcents <= 0", name="charges_debit"
+    ),
     sa.Index("ix_ledger_agent_id", "agent_id", "id"),
     sa.Index("ix_ledger_hold", "hold_id"),
 )

@@ -12,9 +12,10 @@ from aiohttp import web
 
 from spendguard_proxy import ledger, tokens
 from spendguard_proxy.db.pool import create_pool
+from spendguard_proxy.ledger_batch import LedgerBatcher
 from spendguard_proxy.server import admin_routes, health, provider_routes
 from spendguard_proxy.server.auth import KEY_CACHE, KeyCache, auth_middleware
-from spendguard_proxy.server.keys import POOL, PRICING, SETTINGS
+from spendguard_proxy.server.keys import LEDGER, POOL, PRICING, SETTINGS
 from spendguard_proxy.server.metrics import setup_metrics
 from spendguard_proxy.server.middlewares import DATABASE_DOWN, errors_middleware
 from spendguard_proxy.server.public_pricing import public_pricing
@@ -48,7 +49,9 @@ def _database(dsn: str):
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(dsn, app[SETTINGS])
         app[POOL] = pool
+        app[LEDGER] = LedgerBatcher(pool, app[SETTINGS].lock_ttl_seconds)
         yield
+        await app[LEDGER].close()
         await pool.close()
 
     return ctx

@@ -10,10 +10,12 @@ from aiohttp import web
 from spendguard_proxy.settings import Settings
 
 if TYPE_CHECKING:
+    from spendguard_proxy.ledger_batch import LedgerBatcher
     from spendguard_proxy.pricing.state import PricingState
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
+LEDGER = web.AppKey("ledger", "LedgerBatcher")
 PRICING = web.AppKey("pricing", "PricingState")
 UPSTREAMS = web.AppKey("upstreams", dict[str, Any])
 METRICS = web.AppKey("metrics", Any)  # spendguard_proxy.server.metrics.Metrics

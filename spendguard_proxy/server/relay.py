@@ -31,7 +31,7 @@ from spendguard_proxy.errors import (
 )
 from spendguard_proxy.pricing.ratecard import RateCard
 from spendguard_proxy.providers.base import Adapter, Preflight, ThinkingBudgetUnaffordable
-from spendguard_proxy.server.keys import METRICS, POOL, PRICING, SETTINGS
+from spendguard_proxy.server.keys import LEDGER, METRICS, POOL, PRICING, SETTINGS
 from spendguard_proxy.server.upstream import session_for
 from spendguard_proxy.settings import Mode, Settings
 from spendguard_proxy.usage import Usage
@@ -133,8 +133,7 @@ async def _reserve(
         min_tokens = ANTHROPIC_MIN_THINKING_TOKENS + 1
     # Several choices (chat `n`) each produce up to max_tokens: price output per choice.
     rate = quote.output_rate * max(1, pre.choices)
-    return await ledger.reserve(
-        app[POOL],
+    reserving = asyncio.ensure_future(app[LEDGER].reserve(
         ledger.ReserveRequest(
             tenant_id=call.tenant_id,
             agent_id=call.agent_id,
@@ -146,8 +145,23 @@ async def _reserve(
             provider=call.adapter.pricing_provider,
             model=pre.model,
             input_tokens=input_tokens,
-        ),
-        ttl_s=settings.lock_ttl_seconds,
+        )
+    ))
+    try:
+        return await asyncio.shield(reserving)
+    except asyncio.CancelledError:
+        # Cancelled while the hold was being written: void it once it lands, so nobody pays
+        # the full hold (at expiry) for a call that never went out.
+        reserving.add_done_callback(lambda done: _void_orphan(app, call, done))
+        raise
+
+
+def _void_orphan(app, call: Call, reserving: asyncio.Future) -> None:
+    if reserving.cancelled() or reserving.exception() is not None:
+        return
+    app[LEDGER].settle_soon(
+        call.agent_id, reserving.result().hold_id, realized_microcents=0, input_tokens=0,
+        output_tokens=0, termination_reason="cancelled_before_send",
     )
 
 
@@ -316,8 +330,7 @@ async def _settle(app, call, pre, card, res, outcome: Outcome) -> ledger.Settlem
     outcome.breakdown = breakdown
     settings: Settings = app[SETTINGS]
     try:
-        settlement = await ledger.settle(
-            app[POOL],
+        settlement = await app[LEDGER].settle(
             call.agent_id,
             res.hold_id,
             realized_microcents=realized,

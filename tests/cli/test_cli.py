@@ -14,6 +14,7 @@ import pytest
 from rich.console import Console
 
 from spendguard_proxy.cli import render
+from spendguard_proxy.db import pool as db
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_CLI = ROOT / ".venv" / "reference-cli"
@@ -71,7 +72,7 @@ def test_unreachable_database_is_one_line(dsn):
 
 
 def test_db_current_and_help(dsn):
-    assert _cli(dsn, "db", "current").stdout.strip() == "revision=0002"
+    assert _cli(dsn, "db", "current").stdout.strip() == f"revision={db.head_revision()}"
     help_text = _cli(dsn, "--help").stdout
     for command in ("agent", "budget", "usage", "serve", "db", "tenant", "key", "pricing",
                     "demo"):
