@@ -11,6 +11,7 @@ batch committed: a hold is durable before the provider is called.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -86,7 +87,8 @@ class _Queue:
     def _fail(batch, exc: BaseException) -> None:
         for _, future in batch:
             if not future.done():
-                future.set_exception(exc)
+                # A copy each: one instance raised in many tasks would grow one traceback.
+                future.set_exception(copy.copy(exc))
 
 
 def _log_failure(future: asyncio.Future) -> None:

@@ -14,6 +14,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release without asyncpg's reset round trip: no code of ours leaves session state
+    (LISTEN, advisory locks, SET) on a pooled connection, and the saved round trip is a
+    third of the database time of a proxied call."""
+
+
 async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         dsn,
@@ -21,6 +27,7 @@ async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
         max_size=settings.db_pool_max_size,
         command_timeout=settings.db_command_timeout_s,
         init=_init_connection,
+        reset=_keep_session,
         # A hold must be durable before the provider is called: a hold lost in a crash
         # would let a billed call go uncounted. Never trade this for speed.
         server_settings={"synchronous_commit": "on", "application_name": "spendguard"},

@@ -25,6 +25,8 @@ DATABASE_DOWN = (
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
+    # asyncpg's state machine can trip over a connection the server killed mid-operation.
+    asyncpg.exceptions.InternalClientError,
     ConnectionError,
     OSError,
     asyncio.TimeoutError,

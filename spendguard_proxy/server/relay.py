@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -32,12 +33,15 @@ from spendguard_proxy.errors import (
 from spendguard_proxy.pricing.ratecard import RateCard
 from spendguard_proxy.providers.base import Adapter, Preflight, ThinkingBudgetUnaffordable
 from spendguard_proxy.server.keys import LEDGER, METRICS, POOL, PRICING, SETTINGS
+from spendguard_proxy.server.middlewares import DATABASE_DOWN
 from spendguard_proxy.server.upstream import session_for
 from spendguard_proxy.settings import Mode, Settings
 from spendguard_proxy.usage import Usage
 
 log = logging.getLogger(__name__)
 
+# A database blip should not turn a call with known usage into a full-hold charge.
+SETTLE_RETRY_PAUSES_S = (0.1, 0.5, 2.0)
 # Anthropic rejects a thinking budget under 1024 tokens; max_tokens must exceed it.
 ANTHROPIC_MIN_THINKING_TOKENS = 1024
 HOP_BY_HOP = frozenset(
@@ -329,22 +333,29 @@ async def _settle(app, call, pre, card, res, outcome: Outcome) -> ledger.Settlem
     realized, breakdown, usage = _realized(card, res, outcome)
     outcome.breakdown = breakdown
     settings: Settings = app[SETTINGS]
-    try:
-        settlement = await app[LEDGER].settle(
-            call.agent_id,
-            res.hold_id,
-            realized_microcents=realized,
-            input_tokens=usage.input_tokens if usage else pre.input_tokens,
-            output_tokens=usage.output_tokens if usage else outcome.output_tokens,
-            termination_reason=outcome.reason,
-            billing_breakdown=breakdown,
-            request_sha256=call.request_sha256,
-            content=call.body if settings.capture_content else None,
-        )
-    except Exception:
-        # The hold stays and expires, and is then charged in full: never less than owed.
-        log.exception("settlement of hold %s failed; it will be charged on expiry", res.hold_id)
-        raise
+    settle = functools.partial(
+        app[LEDGER].settle,
+        call.agent_id,
+        res.hold_id,
+        realized_microcents=realized,
+        input_tokens=usage.input_tokens if usage else pre.input_tokens,
+        output_tokens=usage.output_tokens if usage else outcome.output_tokens,
+        termination_reason=outcome.reason,
+        billing_breakdown=breakdown,
+        request_sha256=call.request_sha256,
+        content=call.body if settings.capture_content else None,
+    )
+    for attempt, pause_s in enumerate((*SETTLE_RETRY_PAUSES_S, None)):
+        try:
+            settlement = await settle()  # idempotent per hold: a retry never charges twice
+            break
+        except DATABASE_DOWN as exc:
+            if pause_s is None:
+                # The hold stays, expires and is charged in full: never less than owed.
+                log.error("settlement of hold %s failed %d times (%r); it will be charged in "
+                          "full on expiry", res.hold_id, attempt + 1, exc)
+                raise
+            await asyncio.sleep(pause_s)
     if settlement.overrun_microcents:
         log.error(
             "OVERRUN agent=%s hold=%s realized=%d µ¢ exceeds what the budget could cover by %d µ¢",
