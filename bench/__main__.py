@@ -38,6 +38,7 @@ STREAM_BODY = json.dumps({
     "stream": True,
 }).encode()
 JSON_HEADERS = {"Content-Type": "application/json"}
+SPREAD_AGENTS = 32
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -130,8 +131,10 @@ class Bench:
             self.children.append(litellm)
         sg1 = self._spendguard("spendguard-1")
         sg2 = self._spendguard("spendguard-2")
-        agents = asyncio.run(database.make_agents(self.dsn, ["hot", "c1", "ledger", "stream",
-                                                             "profile"]))
+        agents = asyncio.run(database.make_agents(
+            self.dsn, ["hot", "c1", "ledger", "ledger_batched", "stream", "profile"]
+            + [f"spread{i}" for i in range(SPREAD_AGENTS)]))
+        spread = [str(agents[f"spread{i}"]) for i in range(SPREAD_AGENTS)]
         self.results["agents"] = {k: str(v) for k, v in agents.items()}
 
         print("overhead (one shared agent through SpendGuard vs the fake provider directly)")
@@ -140,12 +143,18 @@ class Bench:
         self.load("spendguard_c1", [self.target(sg1, agents["c1"])], 1, sg1)
         self.load("direct_c32", [direct], 32)
         self.load("spendguard_c32", [self.target(sg1, agents["hot"])], 32, sg1)
+        spread_target = self.target(sg1, agents["hot"])
+        spread_target.rotate = ("x-cynsta-agent-id", spread)
+        self.load("spendguard_c32_spread", [spread_target], 32, sg1)
 
         print("hot agent")
-        self.results["hot_agent_ledger"] = ledger = hot_agent.run(
-            self.dsn, agents["ledger"], tasks=64, duration_s=args.duration, pool_size=20)
-        print(f"  ledger reserve+settle        {ledger['settled_per_s']:>9.1f} settled/s "
-              f"(64 tasks, pool 20, p50 {ledger['cycle_p50_ms']} ms)", flush=True)
+        self.results["hot_agent_ledger"] = {}
+        for mode, agent in (("direct", agents["ledger"]), ("batched", agents["ledger_batched"])):
+            ledger = hot_agent.run(self.dsn, agent, tasks=64, duration_s=args.duration,
+                                   pool_size=20, mode=mode)
+            self.results["hot_agent_ledger"][mode] = ledger
+            print(f"  ledger reserve+settle {mode:<8} {ledger['settled_per_s']:>9.1f} settled/s "
+                  f"(64 tasks, pool 20, p50 {ledger['cycle_p50_ms']} ms)", flush=True)
         self.load("spendguard_c64_hot", [self.target(sg1, agents["hot"])], 64, sg1)
 
         print("scale (two SpendGuard processes, one PostgreSQL, one shared agent)")
@@ -205,8 +214,13 @@ class Bench:
         target = [self.target(sg, agent)]
         generators = [loadgen.start(t, 32, seconds) for t in target]
         time.sleep(1)
+        user0, sys0 = profile.cpu_split(sg.pid)
+        t0 = time.monotonic()
         spy = profile.start(sg.pid, seconds - 2, out)
         spy_out, _ = spy.communicate(timeout=seconds + 30)
+        user1, sys1 = profile.cpu_split(sg.pid)
+        elapsed = time.monotonic() - t0
+        ticks = procs.CpuMeter.TICKS_PER_S
         loads = [loadgen.finish(g, 32, 30) for g in generators]
         if spy.returncode != 0 or not out.exists():
             self.results["notes"].append(
@@ -214,12 +228,14 @@ class Bench:
             return
         summary = profile.summarize(out)
         summary["load_rps_while_profiled"] = loads[0]["rps"]
+        summary["proxy_cpu_user_pct"] = round(100 * (user1 - user0) / ticks / elapsed, 1)
+        summary["proxy_cpu_system_pct"] = round(100 * (sys1 - sys0) / ticks / elapsed, 1)
         self.results["profile"] = summary
 
 
 def _meta(args, db_description: str, dsn: str) -> dict:
     return {
-        "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
                    f"{platform.python_version()}",
         "database": db_description,
@@ -228,7 +244,7 @@ def _meta(args, db_description: str, dsn: str) -> dict:
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "request": json.loads(CHAT_BODY),
-        "spendguard_python": os.environ.get("BENCH_SPENDGUARD_PYTHON", sys.executable),
+        "spendguard_source": os.environ.get("BENCH_SPENDGUARD_SRC", "installed package"),
     }
 
 

@@ -1,8 +1,10 @@
 """One hot ``shared`` agent at the ledger level: reserve then settle, from many tasks at once.
 
-Calls ``spendguard_proxy.ledger.reserve`` and ``settle`` (the plpgsql functions, one round
-trip and one commit each, ``synchronous_commit`` on) exactly as the relay does, with the
-relay's pool settings. Every reserve/settle pair is one settled call.
+Two ways, with the server's pool settings (``synchronous_commit`` on): ``direct`` calls
+``spendguard_proxy.ledger.reserve`` and ``settle`` (the plpgsql functions, one round trip and
+one commit each); ``batched`` goes through ``spendguard_proxy.ledger_batch.LedgerBatcher``,
+as the server does, which groups the calls waiting at the same moment into one transaction.
+Every reserve/settle pair is one settled call.
 """
 
 from __future__ import annotations
@@ -32,11 +34,37 @@ def _request(agent_id: uuid.UUID) -> ledger.ReserveRequest:
     )
 
 
+class _Direct:
+    def __init__(self, pool) -> None:
+        self.pool = pool
+
+    async def reserve(self, req):
+        return await ledger.reserve(self.pool, req, ttl_s=TTL_S)
+
+    async def settle(self, agent_id, hold_id, **kw):
+        return await ledger.settle(self.pool, agent_id, hold_id, **kw)
+
+    async def close(self) -> None:
+        pass
+
+
+TTL_S = 300
+
+
+def _api(mode: str, pool):
+    if mode == "direct":
+        return _Direct(pool)
+    from spendguard_proxy.ledger_batch import LedgerBatcher
+
+    return LedgerBatcher(pool, TTL_S)
+
+
 async def _run(dsn: str, agent_id: uuid.UUID, tasks: int, duration_s: float,
-               pool_size: int) -> dict:
+               pool_size: int, mode: str) -> dict:
     settings = load_settings(_env_file=None, db_pool_min_size=pool_size,
                              db_pool_max_size=pool_size)
     pool = await create_pool(dsn, settings)
+    api = _api(mode, pool)
     cycles: list[float] = []
     failures = 0
     try:
@@ -47,10 +75,10 @@ async def _run(dsn: str, agent_id: uuid.UUID, tasks: int, duration_s: float,
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
                 try:
-                    res = await ledger.reserve(pool, _request(agent_id), ttl_s=300)
-                    await ledger.settle(pool, agent_id, res.hold_id, realized_microcents=1500,
-                                        input_tokens=20, output_tokens=20,
-                                        termination_reason="complete")
+                    res = await api.reserve(_request(agent_id))
+                    await api.settle(agent_id, res.hold_id, realized_microcents=1500,
+                                     input_tokens=20, output_tokens=20,
+                                     termination_reason="complete")
                 except Exception:  # noqa: BLE001 — counted and reported, never hidden
                     failures += 1
                     continue
@@ -60,10 +88,12 @@ async def _run(dsn: str, agent_id: uuid.UUID, tasks: int, duration_s: float,
         await asyncio.gather(*(worker() for _ in range(tasks)))
         elapsed = time.perf_counter() - started
     finally:
+        await api.close()
         await pool.close()
     cycles.sort()
     n = len(cycles)
     return {
+        "mode": mode,
         "tasks": tasks,
         "pool_size": pool_size,
         "duration_s": round(elapsed, 2),
@@ -75,5 +105,6 @@ async def _run(dsn: str, agent_id: uuid.UUID, tasks: int, duration_s: float,
     }
 
 
-def run(dsn: str, agent_id: uuid.UUID, tasks: int, duration_s: float, pool_size: int) -> dict:
-    return asyncio.run(_run(dsn, agent_id, tasks, duration_s, pool_size))
+def run(dsn: str, agent_id: uuid.UUID, tasks: int, duration_s: float, pool_size: int,
+        mode: str = "direct") -> dict:
+    return asyncio.run(_run(dsn, agent_id, tasks, duration_s, pool_size, mode))

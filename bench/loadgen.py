@@ -47,6 +47,8 @@ class Target:
     url: str
     body: bytes
     headers: dict[str, str]
+    # (header name, values): each request takes the next value, round robin (e.g. agent ids)
+    rotate: tuple[str, list[str]] | None = None
 
 
 def wrk_path() -> str | None:
@@ -61,10 +63,25 @@ def _lua_string(value: str) -> str:
     return "[==[" + value + "]==]"
 
 
+_LUA_ROTATE = """
+local rotate_values = {{{values}}}
+local rotate_next = 0
+request = function()
+  rotate_next = rotate_next % #rotate_values + 1
+  wrk.headers[ {name} ] = rotate_values[rotate_next]
+  return wrk.format()
+end
+"""
+
+
 def _lua_script(target: Target) -> str:
     headers = "\n".join(
         f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in target.headers.items()
     )
+    if target.rotate:
+        name, values = target.rotate
+        headers += _LUA_ROTATE.format(name=_lua_string(name),
+                                      values=", ".join(_lua_string(v) for v in values))
     return _LUA.format(body=_lua_string(target.body.decode()), headers=headers, mark=MARK)
 
 
@@ -85,6 +102,8 @@ def start(target: Target, concurrency: int, duration_s: float) -> subprocess.Pop
                 "--duration", str(duration_s)]
         for name, value in target.headers.items():
             argv += ["--header", f"{name}:{value}"]
+        if target.rotate:
+            argv += ["--rotate", target.rotate[0] + ":" + ",".join(target.rotate[1])]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, cwd=str(Path(__file__).parents[1]))
 
@@ -164,7 +183,7 @@ def _combine(results: list[dict]) -> dict:
 
 
 async def _generate(url: str, body: bytes, headers: dict[str, str], concurrency: int,
-                    duration_s: float) -> dict:
+                    duration_s: float, rotate: tuple[str, list[str]] | None = None) -> dict:
     import aiohttp
 
     latencies_us: list[float] = []
@@ -175,16 +194,22 @@ async def _generate(url: str, body: bytes, headers: dict[str, str], concurrency:
     deadline = started + duration_s
     requests = 0
 
+    turn = 0
+
     async def worker(session) -> None:
-        nonlocal requests
+        nonlocal requests, turn
         while time.perf_counter() < deadline:
+            sent = headers
+            if rotate:
+                turn += 1
+                sent = {**headers, rotate[0]: rotate[1][turn % len(rotate[1])]}
             t0 = time.perf_counter()
             try:
-                async with session.post(url, data=body, headers=headers) as response:
+                async with session.post(url, data=body, headers=sent) as response:
                     await response.read()
                     if response.status >= 300:
                         counts["status"] += 1
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 counts["timeout"] += 1
                 continue
             except aiohttp.ClientConnectorError:
@@ -219,10 +244,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--header", action="append", default=[])
+    parser.add_argument("--rotate", help="NAME:v1,v2,...: one value per request, round robin")
     args = parser.parse_args(argv)
     headers = dict(h.split(":", 1) for h in args.header)
+    rotate = None
+    if args.rotate:
+        name, _, values = args.rotate.partition(":")
+        rotate = (name, values.split(","))
     body = Path(args.body_file).read_bytes()
-    raw = asyncio.run(_generate(args.url, body, headers, args.concurrency, args.duration))
+    raw = asyncio.run(_generate(args.url, body, headers, args.concurrency, args.duration,
+                                rotate))
     print(MARK + json.dumps(raw), flush=True)
 
 

@@ -76,7 +76,7 @@ def spawn(name: str, argv: list[str], env: dict[str, str], port: int, log_dir: P
     with open(log_path, "wb") as log:
         popen = subprocess.Popen(
             argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, cwd=str(log_dir),  # not the checkout: see BENCH_SPENDGUARD_SRC
         )
     return Child(name, popen, port, log_path)
 
@@ -147,10 +147,11 @@ def spendguard_env(dsn: str, fake: Child, data_dir: Path, **extra: str) -> dict[
 def spendguard(name: str, env: dict[str, str], log_dir: Path, wait: bool = True) -> Child:
     port = free_port()
     argv = [str(VENV_BIN / "spendguard"), "serve", "--port", str(port), "--host", "127.0.0.1"]
-    if os.environ.get("BENCH_SPENDGUARD_PYTHON"):
-        # A scratch copy of the package (prototypes): run its CLI with another interpreter.
-        argv = [os.environ["BENCH_SPENDGUARD_PYTHON"], "-m", "spendguard_proxy.cli.main",
-                "serve", "--port", str(port), "--host", "127.0.0.1"]
+    if os.environ.get("BENCH_SPENDGUARD_SRC"):
+        # A scratch copy of the package (prototypes): put it first on the module path.
+        env = {**env, "PYTHONPATH": os.environ["BENCH_SPENDGUARD_SRC"]}
+        argv = [sys.executable, "-m", "spendguard_proxy.cli.main", "serve", "--port", str(port),
+                "--host", "127.0.0.1"]
     if not wait:
         return spawn(name, argv, env, port, log_dir)
     return start(name, argv, env, port, log_dir)

@@ -52,10 +52,19 @@ def start(pid: int, duration_s: int, out: Path) -> subprocess.Popen:
     exe = py_spy()
     if exe is None:
         raise RuntimeError("py-spy not installed")
+    # --gil: only samples where the server holds the GIL, i.e. runs Python code. Wall-clock
+    # samples would mostly show the process waiting for a core inside send() on this 2-core
+    # machine (the load generator, the fake and PostgreSQL compete for the same cores).
     argv = [exe, "record", "-p", str(pid), "-d", str(duration_s), "-r", str(SAMPLE_RATE_HZ),
-            "-f", "raw", "-o", str(out), "--nonblocking"]
+            "-f", "raw", "-o", str(out), "--nonblocking", "--gil"]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL)
+
+
+def cpu_split(pid: int) -> tuple[int, int]:
+    """(user, system) clock ticks of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
 
 
 def _frame(raw: str) -> tuple[str, str]:
@@ -87,6 +96,7 @@ def summarize(collapsed: Path, top: int = 20) -> dict:
     self_counts: Counter[str] = Counter()
     total_counts: Counter[str] = Counter()
     area_self: Counter[str] = Counter()
+    area_sources: dict[str, Counter[str]] = {}
     samples = 0
     for line in collapsed.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -105,6 +115,11 @@ def summarize(collapsed: Path, top: int = 20) -> dict:
         # Self time goes to the innermost frame that belongs to a known area.
         area = next((a for a in (_area(*f) for f in reversed(frames)) if a), "other")
         area_self[area] += count
+        # ... and is caused by the innermost frame of our own code (the call site to change).
+        ours = next((n for n, f in zip(reversed(names), reversed(frames))
+                     if "spendguard_proxy/" in f[1] and "cli/" not in f[1]), None)
+        if ours is not None and not area.startswith("spendguard"):
+            area_sources.setdefault(area, Counter())[ours] += count
 
     def pct(n: int) -> float:
         return round(100.0 * n / samples, 1) if samples else 0.0
@@ -114,5 +129,8 @@ def summarize(collapsed: Path, top: int = 20) -> dict:
         "rate_hz": SAMPLE_RATE_HZ,
         "self": [{"function": f, "pct": pct(n)} for f, n in self_counts.most_common(top)],
         "total": [{"function": f, "pct": pct(n)} for f, n in total_counts.most_common(top)],
-        "areas": [{"area": a, "pct": pct(n)} for a, n in area_self.most_common()],
+        "areas": [{"area": a, "pct": pct(n),
+                   "from": [{"function": f, "pct": pct(m)}
+                            for f, m in area_sources.get(a, Counter()).most_common(3)]}
+                  for a, n in area_self.most_common()],
     }

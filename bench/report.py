@@ -35,9 +35,10 @@ def summary(results: dict) -> list[dict]:
         added = round(sg1["p50_ms"] - d1["p50_ms"], 3)
         rows.append({"target": "c=1 added median latency ≤ 2 ms", "measured": f"{added} ms",
                      "verdict": _verdict(added <= TARGET_C1_ADDED_P50_MS)})
-    ledger = results.get("hot_agent_ledger")
-    if ledger:
-        rows.append({"target": "hot shared agent ≥ 1,000 settled/s (ledger)",
+    for mode, ledger in results.get("hot_agent_ledger", {}).items():
+        what = {"direct": "ledger.reserve/settle, a transaction each",
+                "batched": "LedgerBatcher, as the server"}.get(mode, mode)
+        rows.append({"target": f"hot shared agent ≥ 1,000 settled/s ({what})",
                      "measured": ledger["settled_per_s"],
                      "verdict": _verdict(ledger["settled_per_s"] >= TARGET_HOT_SETTLED_PER_S)})
     hot = _load(results, "spendguard_c64_hot")
@@ -62,8 +63,27 @@ def _ratio(a: dict | None, b: dict | None) -> str:
     return f"{a['rps'] / b['rps']:.2f}"
 
 
+def cpu_ms_per_request(result: dict) -> dict[str, float]:
+    """CPU each process group spent per answered request (ms), from its % of one core."""
+    rps = result.get("rps") or 0
+    if not rps:
+        return {}
+    return {group: round(pct / 100 / rps * 1000, 3)
+            for group, pct in result.get("cpu_pct", {}).items()}
+
+
+def _cpu_per_request(result: dict) -> str:
+    per = cpu_ms_per_request(result)
+    proxy = sum(v for k, v in per.items() if k.startswith(("spendguard", "litellm")))
+    if not per:
+        return ""
+    parts = [f"{proxy:.2f}" if proxy else "-", f"{per.get('postgres', 0):.2f}",
+             f"{per.get('fake', 0):.2f}"]
+    return " / ".join(parts)
+
+
 def print_report(results: dict, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or Console(width=150)
     meta = results["meta"]
     console.print(f"\n[bold]SpendGuard benchmark[/bold]  {meta['when']}  {meta['machine']}")
     console.print(f"database: {meta['database']}, {meta['postgres']}; "
@@ -73,7 +93,7 @@ def print_report(results: dict, console: Console | None = None) -> None:
 
     table = Table(title="Throughput and latency (closed loop, non-stream chat)")
     for column in ("load", "conc.", "req/s", "p50 ms", "p99 ms", "errors", "ratio",
-                   "CPU % (of one core)"):
+                   "CPU ms per request: proxy / postgres / fake"):
         table.add_column(column, justify="left" if column in ("load", "ratio") else "right")
     loads = results["loads"]
     sg32, d32 = loads.get("spendguard_c32"), loads.get("direct_c32")
@@ -81,6 +101,7 @@ def print_report(results: dict, console: Console | None = None) -> None:
     ratios = {
         "spendguard_c1": f"{_ratio(sg1, d1)} of direct",
         "spendguard_c32": f"{_ratio(sg32, d32)} of direct",
+        "spendguard_c32_spread": f"{_ratio(loads.get('spendguard_c32_spread'), d32)} of direct",
         "litellm_c1": f"SG/LiteLLM {_ratio(sg1, loads.get('litellm_c1'))}",
         "litellm_c32": f"SG/LiteLLM {_ratio(sg32, loads.get('litellm_c32'))}",
         "scale_2x_c16": f"{_ratio(loads.get('scale_2x_c16'), sg32)} of 1×c32",
@@ -92,6 +113,7 @@ def print_report(results: dict, console: Console | None = None) -> None:
         "spendguard_c1": "SpendGuard",
         "direct_c32": "direct (fake provider)",
         "spendguard_c32": "SpendGuard, 1 shared agent",
+        "spendguard_c32_spread": "SpendGuard, 32 agents",
         "spendguard_c64_hot": "SpendGuard hot agent",
         "scale_2x_c16": "2 SpendGuards, 1 agent",
         "scale_2x_c32": "2 SpendGuards, 1 agent",
@@ -99,13 +121,12 @@ def print_report(results: dict, console: Console | None = None) -> None:
         "litellm_c32": "LiteLLM pass-through",
     }
     for key, result in loads.items():
-        cpu = ", ".join(f"{k} {v:.0f}" for k, v in result.get("cpu_pct", {}).items())
+        cpu = _cpu_per_request(result)
         table.add_row(labels.get(key, key), str(result["concurrency"]), f"{result['rps']:.0f}",
                       f"{result['p50_ms']:.2f}", f"{result['p99_ms']:.2f}",
                       str(result["errors"]), ratios.get(key, ""), cpu)
-    ledger = results.get("hot_agent_ledger")
-    if ledger:
-        table.add_row("ledger reserve+settle, 1 agent", f"{ledger['tasks']} tasks",
+    for mode, ledger in results.get("hot_agent_ledger", {}).items():
+        table.add_row(f"ledger reserve+settle, 1 agent, {mode}", f"{ledger['tasks']} tasks",
                       f"{ledger['settled_per_s']:.0f}", f"{ledger['cycle_p50_ms']:.2f}",
                       f"{ledger['cycle_p99_ms']:.2f}", str(ledger["failures"]),
                       "settled calls/s", "")
@@ -114,7 +135,7 @@ def print_report(results: dict, console: Console | None = None) -> None:
     stream = results.get("streaming")
     if stream:
         st = Table(title=f"Streaming ({stream['words']} events, {stream['delay_ms']} ms apart"
-                         f" at the fake; {stream['streams']} streams each)")
+                         f" at the fake; {stream['direct']['streams']} streams each)")
         for column in ("path", "first chunk p50 ms", "gap mean ms", "gap p99 ms",
                        "whole stream p50 ms"):
             st.add_column(column, justify="left" if column == "path" else "right")
@@ -136,9 +157,12 @@ def print_report(results: dict, console: Console | None = None) -> None:
 
     prof = results.get("profile")
     if prof:
-        pt = Table(title=f"Profile of spendguard serve under c=32 ({prof['samples']} samples at "
-                         f"{prof['rate_hz']} Hz, {prof['load_rps_while_profiled']:.0f} req/s "
-                         f"while profiled; % of busy samples)")
+        pt = Table(title=f"Profile of spendguard serve under c=32, one shared agent (py-spy --gil: "
+                         f"{prof['samples']} samples at {prof['rate_hz']} Hz; "
+                         f"{prof['load_rps_while_profiled']:.0f} req/s while profiled; process "
+                         f"CPU {prof.get('proxy_cpu_user_pct')}% user + "
+                         f"{prof.get('proxy_cpu_system_pct')}% system of one core; "
+                         f"% of samples)")
         pt.add_column("area (self time)")
         pt.add_column("%", justify="right")
         pt.add_column("function (self time)")
@@ -149,6 +173,12 @@ def print_report(results: dict, console: Console | None = None) -> None:
             f = selfs[i] if i < len(selfs) else {"function": "", "pct": ""}
             pt.add_row(a["area"], str(a["pct"]), f["function"][:80], str(f["pct"]))
         console.print(pt)
+
+    if prof:
+        for area in prof["areas"][:10]:
+            if area.get("from"):
+                sources = ", ".join(f"{f['function']} {f['pct']}%" for f in area["from"])
+                console.print(f"  {area['area']} {area['pct']}% ← {sources}")
 
     check = results.get("ledger_check")
     if check:

@@ -24,6 +24,14 @@ from spendguard_proxy import ledger
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+# Errors PostgreSQL raises while the transaction runs, so it rolled back: safe to retry. Not
+# connection loss or an administrator's termination, where the batch may have committed.
+_ROLLED_BACK = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.TransactionRollbackError,
+    asyncpg.PLPGSQLError,
+)
 FLUSHERS = 2  # one batch in the database while the next one forms
 
 _RESERVE_MANY = (
@@ -68,11 +76,12 @@ class _Queue:
                 results = [await self._run_one(batch[0][0])]
             else:
                 results = await self._run_batch([args for args, _ in batch])
-        except asyncpg.PostgresError as exc:
-            if len(batch) == 1 or isinstance(exc, asyncpg.PostgresConnectionError):
+        except _ROLLED_BACK as exc:
+            if len(batch) == 1:
                 self._fail(batch, exc)
                 return
-            # One bad call must not fail the others: retry them one by one.
+            # One bad call must not fail the others, and the batch certainly did not commit:
+            # retry them one by one.
             log.warning("ledger batch of %d failed (%r); retrying one by one", len(batch), exc)
             await asyncio.gather(*(self._flush([item]) for item in batch))
             return

@@ -82,7 +82,7 @@ class ServerProcess:
             self.proc.send_signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(self.proc.wait(), 5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self.kill9()
 
 
@@ -108,10 +108,14 @@ def server_env(dsn: str, fake: FakeProvider, data_dir: Path, **extra: str) -> di
     return env
 
 
+def _open_log(path: Path):
+    return open(path, "wb")
+
+
 async def start_server(env: dict[str, str], log_dir: Path, name: str) -> ServerProcess:
     port = free_port()
     log_path = log_dir / f"{name}-{port}.log"
-    with open(log_path, "wb") as log:
+    with _open_log(log_path) as log:
         proc = await asyncio.create_subprocess_exec(
             SPENDGUARD, "serve", "--host", "127.0.0.1", "--port", str(port),
             env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
@@ -156,8 +160,13 @@ async def servers(tmp_path) -> AsyncIterator:
             return server
 
         async def start_many(self, env: dict[str, str], count: int) -> list[ServerProcess]:
-            return list(await asyncio.gather(
-                *(self.start(env, f"spendguard{i}") for i in range(count))))
+            started = await asyncio.gather(
+                *(self.start(env, f"spendguard{i}") for i in range(count)),
+                return_exceptions=True)  # all settle first, so teardown sees every server
+            for result in started:
+                if isinstance(result, BaseException):
+                    raise result
+            return list(started)
 
     registry = Servers()
     try:

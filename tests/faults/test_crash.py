@@ -67,11 +67,11 @@ async def test_kill_9_mid_stream_charges_the_hold_in_full_on_expiry(
     assert fake.billed.total("output_tokens") <= hold["max_output_tokens"]
 
     # The restarted proxy serves the next call normally.
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{second.url}/v1/chat/completions",
-                                json=chat_body(max_tokens=16),
-                                headers=agent_headers(agent_id)) as r:
-            assert r.status == 200, await r.text()
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{second.url}/v1/chat/completions", json=chat_body(max_tokens=16),
+        headers=agent_headers(agent_id),
+    ) as r:
+        assert r.status == 200, await r.text()
     charges = await faults_pool.fetch(
         "SELECT termination_reason FROM ledger_entries WHERE agent_id = $1 AND kind = 'charge'",
         agent_id)

@@ -76,29 +76,31 @@ async def test_killed_database_connections_give_503_not_500_and_lose_no_money(
             except aiohttp.ClientError as exc:
                 results.append((None, repr(exc).encode(), stream))
 
-    async def killer() -> int:
-        killed = 0
+    async def killer() -> tuple[int, int]:
+        in_flight = idle_too = 0
         try:
             for i in range(ROUNDS):
                 await asyncio.sleep(0.3)
-                killed += await _kill_queued(faults_pool, agent_id, since)
+                in_flight += await _kill_queued(faults_pool, agent_id, since)
                 if i == ROUNDS // 2:
-                    killed += await _kill_all(faults_pool, since)
+                    idle_too += await _kill_all(faults_pool, since)
             await asyncio.sleep(0.3)
         finally:
             stop.set()
-        return killed
+        return in_flight, idle_too
 
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         clients = [asyncio.create_task(client(i, session)) for i in range(CLIENTS)]
-        killed = await killer()
+        in_flight, idle_too = await killer()
         await asyncio.wait_for(asyncio.gather(*clients), 30)
 
     statuses = Counter(status for status, _, _ in results)
-    assert killed > 0
+    # Statements really were killed while they ran (waiting on the row lock). The proxy may
+    # answer every call anyway (it retries what it safely can), or 503 some: never a 500.
+    assert in_flight > 0, (in_flight, idle_too)
     assert set(statuses) <= {200, 503}, (statuses, [r for r in results if r[0] not in (200, 503)][:6])
-    assert statuses[503] > 0, statuses  # statements really were killed in flight
+    assert statuses[200] > 0
     for status, body, _ in results:
         if status == 503:
             assert json.loads(body)["error"]["type"] == "database_unavailable"

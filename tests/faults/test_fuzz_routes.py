@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -33,7 +34,7 @@ class Target:
     url: str
     api_key: str | None  # hosted mode: a valid tenant key
     agent_id: uuid.UUID  # budgeted, in this target's tenant
-    log_text: callable
+    log_text: Callable[[], str]
 
 
 @pytest.fixture(scope="module")
@@ -247,10 +248,12 @@ async def test_malformed_requests_never_get_a_5xx(targets, req):
     target = targets[req["target"]]
     method, url, headers, body = _build(req, target)
     timeout = aiohttp.ClientTimeout(total=20)
-    async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
-        async with session.request(method, url, headers=headers, data=body,
-                                   skip_auto_headers=("Content-Type",)) as response:
-            raw = await response.read()
+    async with (
+        aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session,
+        session.request(method, url, headers=headers, data=body,
+                        skip_auto_headers=("Content-Type",)) as response,
+    ):
+        raw = await response.read()
     assert response.status < 500, (response.status, raw[:500], method, str(url), headers)
 
 

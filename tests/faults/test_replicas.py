@@ -83,8 +83,10 @@ async def test_three_proxies_64_clients_one_shared_budget_never_overspend(
     assert provider_bill <= figures["charges"] <= figures["credits"]
     assert figures["charges"] - provider_bill < len(rows)  # at most 1 µ¢ rounding per call
     # The budget really ran out: what is left cannot pay for one more minimal call.
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{proxies[0].url}/v1/chat/completions",
-                                json=chat_body(model=MODEL, max_tokens=MAX_TOKENS),
-                                headers=agent_headers(agent_id)) as response:
-            assert response.status == 402
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{proxies[0].url}/v1/chat/completions",
+                     json=chat_body(model=MODEL, max_tokens=MAX_TOKENS),
+                     headers=agent_headers(agent_id)) as response,
+    ):
+        assert response.status == 402
