@@ -30,10 +30,12 @@ def _database_url() -> str:
 
 def _run_locked(connection: sa.Connection) -> None:
     connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+    connection.commit()  # the migrations then run in their own transaction
     try:
         context.configure(connection=connection, target_metadata=metadata, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()
+        connection.commit()  # committed before the lock is let go: the next replica sees it
     except BaseException:
         connection.rollback()  # the session-level advisory lock survives the rollback
         raise

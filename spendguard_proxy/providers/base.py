@@ -6,6 +6,7 @@ Adapters are pure: dicts and bytes in, dicts and bytes out, no I/O, no environme
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -53,7 +54,7 @@ class Preflight:
     client_wants_usage: bool = False  # OpenAI chat stream: stream_options.include_usage
 
 
-class StreamCounter:
+class StreamCounter(ABC):
     """Parses a provider's SSE stream as it passes: forwards events, counts output.
 
     Subclasses implement ``_on_event`` (return False to keep an event from the client)
@@ -90,8 +91,9 @@ class StreamCounter:
         """Output so far with the provider's tokenizer margin: the most it may bill."""
         return self._tally.upper
 
+    @abstractmethod
     def cutoff_events(self) -> bytes:
-        raise NotImplementedError
+        """SSE bytes that end the client's stream the provider's way (budget cutoff)."""
 
     def _handle(self, event: SseEvent) -> bool:
         payload: Any = None
@@ -102,8 +104,9 @@ class StreamCounter:
                 payload = None
         return self._on_event(event, payload)
 
+    @abstractmethod
     def _on_event(self, event: SseEvent, payload: Any) -> bool:
-        raise NotImplementedError
+        """Track one event; False keeps it from the client."""
 
     def _count(self, text: Any, channel: object = None) -> None:
         """Count generated text; ``channel`` separates interleaved streams (choices, blocks)."""

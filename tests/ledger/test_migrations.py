@@ -55,7 +55,7 @@ def test_up_down_up_and_schema_matches(server_dsn):
 
 
 def test_replicas_starting_together_migrate_once(server_dsn):
-    """Three `spendguard db upgrade` processes at once on an empty database: the advisory
+    """Five `spendguard db upgrade` processes at once on an empty database: the advisory
     lock serialises them."""
     import os
     import subprocess
@@ -76,7 +76,7 @@ def test_replicas_starting_together_migrate_once(server_dsn):
         env = {**os.environ, "CAP_DATABASE_URL": url}
         procs = [subprocess.Popen([sys.executable, "-m", "spendguard_proxy.cli.main", "db",
                                    "upgrade"], env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for _ in range(3)]
+                                  stderr=subprocess.PIPE, text=True) for _ in range(5)]
         for proc in procs:
             out, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err
