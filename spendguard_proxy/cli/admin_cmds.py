@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import uuid
 
 from rich.console import Console
 
 from spendguard_proxy import tenants
 from spendguard_proxy.cli import render
-from spendguard_proxy.cli.backends import CliError
+from spendguard_proxy.cli.backends import parse_uuid as _uuid
 from spendguard_proxy.cli.session import run_on_db, settings_or_exit
 
 KEY_COLUMNS = ["key_id", "tenant_id", "prefix", "scopes", "created_at", "last_used_at",
                "revoked_at"]
-
-
-def _uuid(value: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise CliError(f"Invalid {what}: {value!r} is not a UUID") from None
 
 
 def _emit(args, data, show) -> int:

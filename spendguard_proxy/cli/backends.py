@@ -27,7 +27,7 @@ class CliError(Exception):
     """One line for stderr, exit status 1."""
 
 
-def _uuid(value: str, what: str = "agent id") -> uuid.UUID:
+def parse_uuid(value: str, what: str = "agent id") -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
@@ -61,13 +61,13 @@ class DbBackend:
         return {"agents": await ledger.list_agents(self.pool, self.tenant_id)}
 
     async def get_agent(self, agent: str) -> dict[str, Any]:
-        return await ledger.get_agent(self.pool, self.tenant_id, _uuid(agent))
+        return await ledger.get_agent(self.pool, self.tenant_id, parse_uuid(agent))
 
     async def rename_agent(self, agent: str, name: str) -> dict[str, Any]:
-        return await ledger.rename_agent(self.pool, self.tenant_id, _uuid(agent), name)
+        return await ledger.rename_agent(self.pool, self.tenant_id, parse_uuid(agent), name)
 
     async def delete_agent(self, agent: str) -> dict[str, Any]:
-        return await ledger.delete_agent(self.pool, self.tenant_id, _uuid(agent))
+        return await ledger.delete_agent(self.pool, self.tenant_id, parse_uuid(agent))
 
     async def set_budget(
         self, agent: str, limit: int, topup: int | None, concurrency: str | None
@@ -79,18 +79,18 @@ class DbBackend:
         return await ledger.set_budget(
             self.pool,
             self.tenant_id,
-            _uuid(agent),
+            parse_uuid(agent),
             hard_limit_cents=body.hard_limit_cents,
             topup_cents=body.topup_cents,
             concurrency=body.concurrency,
         )
 
     async def get_budget(self, agent: str) -> dict[str, Any]:
-        return await ledger.get_budget(self.pool, self.tenant_id, _uuid(agent))
+        return await ledger.get_budget(self.pool, self.tenant_id, parse_uuid(agent))
 
     async def usage(self, agent: str, limit: int, before: int | None) -> dict[str, Any]:
         return await ledger.list_usage(
-            self.pool, self.tenant_id, _uuid(agent), limit=limit, before=before
+            self.pool, self.tenant_id, parse_uuid(agent), limit=limit, before=before
         )
 
 

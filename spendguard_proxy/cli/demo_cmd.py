@@ -10,13 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import uuid
 
 import aiohttp
 from aiohttp import web
 from rich.console import Console
 
-from spendguard_proxy import ledger
 from spendguard_proxy.cli import render
 from spendguard_proxy.cli.session import database_url, settings_or_exit
 from spendguard_proxy.server.app import build_app

@@ -91,7 +91,7 @@ async def _refresh_logged(
         await refresh_once(state, settings, session)
     except PricingError as exc:
         _keep_last_good(state, exc.message)
-    except Exception as exc:  # noqa: BLE001 - the loop must outlive any one bad refresh
+    except Exception as exc:  # the loop must outlive any one bad refresh
         log.exception("pricing refresh crashed; keeping the last good table")
         state.last_error = f"{type(exc).__name__}: {exc}"
     if datetime.now(UTC) > state.table.expires_at:

@@ -82,7 +82,7 @@ async def _hold_sweeper(app: web.Application) -> AsyncIterator[None]:
                     log.warning("charged %d expired holds in full", charged)
             except DATABASE_DOWN as exc:
                 log.warning("hold sweep skipped, database unavailable: %r", exc)
-            except Exception:  # noqa: BLE001 — the sweeper must outlive any one bad sweep
+            except Exception:  # the sweeper must outlive any one bad sweep
                 log.exception("hold sweep failed; trying again in %s s", interval)
             await asyncio.sleep(interval)
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 from aiohttp import web
 
 from spendguard_proxy.settings import Settings
-
-if TYPE_CHECKING:
-    from spendguard_proxy.ledger_batch import LedgerBatcher
-    from spendguard_proxy.pricing.state import PricingState
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)

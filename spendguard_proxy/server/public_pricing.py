@@ -102,7 +102,7 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 
 
 def _opaque(tag: str) -> str:
-    return tag[2:] if tag.startswith("W/") else tag
+    return tag.removeprefix("W/")
 
 
 def _window_start(now: datetime) -> datetime:

@@ -223,7 +223,7 @@ async def _forward(
         outcome.sent = False  # never reached the provider: nothing to pay for
         outcome.reason = "upstream_unreachable"
         raise ProviderUnavailable(f"Cannot reach the provider: {exc}") from None
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+    except (TimeoutError, aiohttp.ServerTimeoutError):
         outcome.reason = "upstream_timeout"
         raise ProviderTimeout("The provider did not answer in time") from None
     except aiohttp.ClientError as exc:
@@ -255,7 +255,7 @@ def _copy_headers(upstream) -> dict[str, str]:
 async def _whole(request, upstream, call, pre, res, outcome: Outcome, card) -> web.Response:
     try:
         body = await upstream.read()
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+    except (TimeoutError, aiohttp.ServerTimeoutError):
         outcome.reason = "upstream_timeout"
         raise ProviderTimeout("The provider stopped answering mid-response") from None
     except aiohttp.ClientError as exc:
@@ -313,7 +313,7 @@ async def _stream(request, upstream, call, pre, res, outcome: Outcome) -> web.St
             if counter.usage is not None:
                 outcome.usage = counter.usage
             outcome.reason = "complete" if counter.done else "upstream_disconnect"
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+    except (TimeoutError, aiohttp.ServerTimeoutError):
         outcome.reason = "upstream_idle_timeout"
     except aiohttp.ClientPayloadError:
         outcome.reason = "upstream_disconnect"
