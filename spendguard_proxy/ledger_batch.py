@@ -32,6 +32,15 @@ _ROLLED_BACK = (
     asyncpg.TransactionRollbackError,
     asyncpg.PLPGSQLError,
 )
+# Errors after which the batch may or may not have committed.
+_OUTCOME_UNKNOWN = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.exceptions.InternalClientError,
+    ConnectionError,
+)
+RETRY_PAUSE_S = 0.05
 FLUSHERS = 2  # one batch in the database while the next one forms
 
 _RESERVE_MANY = (
@@ -70,12 +79,22 @@ class _Queue:
             if batch:
                 await self._flush(batch)
 
+    async def _run(self, batch: list[tuple[tuple, asyncio.Future]]) -> list:
+        if len(batch) == 1:
+            return [await self._run_one(batch[0][0])]
+        return await self._run_batch([args for args, _ in batch])
+
     async def _flush(self, batch: list[tuple[tuple, asyncio.Future]]) -> None:
         try:
-            if len(batch) == 1:
-                results = [await self._run_one(batch[0][0])]
-            else:
-                results = await self._run_batch([args for args, _ in batch])
+            try:
+                results = await self._run(batch)
+            except _OUTCOME_UNKNOWN as exc:
+                # The connection died, maybe after COMMIT: run it again on another
+                # connection. Reserve and settle answer a repeat without acting twice (0004).
+                log.warning("ledger batch of %d lost its connection (%r); retrying once",
+                            len(batch), exc)
+                await asyncio.sleep(RETRY_PAUSE_S)
+                results = await self._run(batch)
         except _ROLLED_BACK as exc:
             if len(batch) == 1:
                 self._fail(batch, exc)

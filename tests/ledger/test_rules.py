@@ -134,3 +134,44 @@ async def test_usage_pages_newest_first(pool):
         "id", "kind", "delta_microcents", "balance_after_microcents", "run_id", "provider",
         "model", "input_tokens", "output_tokens", "wcec_microcents", "realized_microcents",
         "overrun_microcents", "termination_reason", "billing_breakdown", "created_at"}
+
+
+async def test_a_retried_reserve_or_settle_acts_once(pool):
+    """What the batcher relies on when a connection dies after COMMIT (migration 0004)."""
+    agent_id = await new_agent(pool, limit_cents=10)
+    req = request(agent_id, fixed=CENT, rate=Fraction(0))
+    hold_id = uuid.uuid4()
+    args = ledger.reserve_args(req, hold_id, 60)
+    first = await pool.fetchrow(ledger.RESERVE_SQL, *args)
+    again = await pool.fetchrow(ledger.RESERVE_SQL, *args)
+    assert first["status"] == again["status"] == "ok"
+    assert first["hold_microcents"] == again["hold_microcents"] == CENT
+    budget = await ledger.get_budget(pool, T, agent_id)
+    assert budget["locked_cents"] == 1  # one hold, not two
+    kw = dict(realized_microcents=CENT // 2, input_tokens=1, output_tokens=1,
+              termination_reason="complete")
+    settled = await ledger.settle(pool, agent_id, hold_id, **kw)
+    repeat = await ledger.settle(pool, agent_id, hold_id, **kw)
+    assert settled.status == "settled" and repeat.status == "already_settled"
+    assert repeat.charged_microcents == settled.charged_microcents == CENT // 2
+    assert repeat.remaining_microcents == settled.remaining_microcents == 10 * CENT - CENT // 2
+    figures = await assert_ledger_invariants(pool, agent_id)
+    assert figures["charges"] == CENT // 2
+
+
+async def test_a_retried_late_settle_is_recorded_once(pool):
+    agent_id = await new_agent(pool, limit_cents=10)
+    res = await ledger.reserve(pool, request(agent_id, fixed=CENT, rate=Fraction(0)), ttl_s=1)
+    await pool.execute("UPDATE holds SET expires_at = now() - interval '1 hour' WHERE id = $1",
+                       res.hold_id)
+    await ledger.sweep_expired_holds(pool)
+    kw = dict(realized_microcents=2 * CENT, input_tokens=1, output_tokens=1,
+              termination_reason="complete")
+    late = await ledger.settle(pool, agent_id, res.hold_id, **kw)
+    repeat = await ledger.settle(pool, agent_id, res.hold_id, **kw)
+    assert late.status == "late" and late.overrun_microcents == CENT
+    assert repeat.status == "already_settled" and repeat.overrun_microcents == CENT
+    rows = await pool.fetchval("SELECT count(*) FROM ledger_entries WHERE hold_id = $1",
+                               res.hold_id)
+    assert rows == 2  # hold_expired + one late charge row
+    await assert_ledger_invariants(pool, agent_id)
