@@ -22,6 +22,7 @@ import pytest
 from spendguard_proxy.db import pool as db
 from spendguard_proxy.db.pool import create_pool
 from spendguard_proxy.settings import load_settings
+from spendguard_proxy.testing.fake_provider import run_fake_provider
 
 EXTERNAL_URL = os.environ.get("CAP_TEST_DATABASE_URL")
 
@@ -114,3 +115,16 @@ async def http():
 
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture(scope="session")
+async def fake():
+    """One fake provider for the session (speaks every wire format); reset for each test."""
+    async with run_fake_provider() as provider:
+        yield provider
+
+
+@pytest.fixture(autouse=True)
+def _reset_fake(request):
+    if "fake" in request.fixturenames:
+        request.getfixturevalue("fake").reset()

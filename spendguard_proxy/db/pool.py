@@ -10,7 +10,7 @@ import asyncpg
 from spendguard_proxy.settings import Settings
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
@@ -26,7 +26,7 @@ async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
         min_size=settings.db_pool_min_size,
         max_size=settings.db_pool_max_size,
         command_timeout=settings.db_command_timeout_s,
-        init=_init_connection,
+        init=init_connection,
         reset=_keep_session,
         # A hold must be durable before the provider is called: a hold lost in a crash
         # would let a billed call go uncounted. Never trade this for speed.

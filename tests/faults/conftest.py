@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import functools
 import os
 import signal
 import socket
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +27,12 @@ import aiohttp
 import asyncpg
 import pytest
 
-from spendguard_proxy import billing, ledger
+from spendguard_proxy import billing
+from spendguard_proxy.db.pool import init_connection
 from spendguard_proxy.pricing.sources import load_bundled
-from spendguard_proxy.testing.fake_provider import FakeProvider, run_fake_provider
+from spendguard_proxy.testing.fake_provider import FakeProvider
 from spendguard_proxy.usage import Usage
+from tests.ledger.helpers import new_agent
 
 SPENDGUARD = str(Path(sys.executable).parent / "spendguard")
 START_TIMEOUT_S = 45.0
@@ -177,26 +178,9 @@ async def servers(tmp_path) -> AsyncIterator:
 
 
 @pytest.fixture(scope="session")
-async def fake():
-    async with run_fake_provider() as provider:
-        yield provider
-
-
-@pytest.fixture(autouse=True)
-def _reset_fake(request):
-    yield
-    if "fake" in request.fixturenames:
-        request.getfixturevalue("fake").reset()
-
-
-async def _init(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
-
-
-@pytest.fixture(scope="session")
 async def faults_pool(dsn):
     """The test's own connections, never taken for the proxy's (another application_name)."""
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, init=_init,
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, init=init_connection,
                                      server_settings={"application_name": TEST_APP_NAME})
     yield pool
     await pool.close()
@@ -204,15 +188,7 @@ async def faults_pool(dsn):
 
 @pytest.fixture
 def budgeted_agent(faults_pool):
-    async def make(limit_cents: int = 100, concurrency: str = "shared") -> uuid.UUID:
-        agent = await ledger.create_agent(faults_pool, ledger.LOCAL_TENANT_ID, "faults-test")
-        agent_id = uuid.UUID(agent["agent_id"])
-        await ledger.set_budget(faults_pool, ledger.LOCAL_TENANT_ID, agent_id,
-                                hard_limit_cents=limit_cents, topup_cents=None,
-                                concurrency=concurrency)
-        return agent_id
-
-    return make
+    return functools.partial(new_agent, faults_pool)
 
 
 def chat_body(stream: bool = False, model: str = MODEL, **extra) -> dict:

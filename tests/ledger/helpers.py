@@ -8,7 +8,7 @@ from spendguard_proxy import ledger
 T = ledger.LOCAL_TENANT_ID
 
 
-async def new_agent(pool, *, limit_cents: int, concurrency: str = "shared", topup=None):
+async def new_agent(pool, *, limit_cents: int = 100, concurrency: str = "shared", topup=None):
     agent = await ledger.create_agent(pool, T, "test")
     agent_id = uuid.UUID(agent["agent_id"])
     await ledger.set_budget(

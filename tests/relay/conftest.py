@@ -1,25 +1,11 @@
 from __future__ import annotations
 
-import uuid
+import functools
 
 import pytest
 
-from spendguard_proxy import ledger
-from spendguard_proxy.testing.fake_provider import run_fake_provider
 from tests.conftest import running_proxy
-
-
-@pytest.fixture(scope="session")
-async def fake():
-    async with run_fake_provider() as provider:
-        yield provider
-
-
-@pytest.fixture(autouse=True)
-def _reset_fake(request):
-    yield
-    if "fake" in request.fixturenames:
-        request.getfixturevalue("fake").reset()
+from tests.ledger.helpers import new_agent
 
 
 @pytest.fixture(scope="session")
@@ -41,12 +27,4 @@ async def relay_url(relay_settings, dsn):
 
 @pytest.fixture
 def budgeted_agent(pool):
-    async def make(limit_cents: int = 100, concurrency: str = "shared") -> uuid.UUID:
-        agent = await ledger.create_agent(pool, ledger.LOCAL_TENANT_ID, "relay-test")
-        agent_id = uuid.UUID(agent["agent_id"])
-        await ledger.set_budget(pool, ledger.LOCAL_TENANT_ID, agent_id,
-                                hard_limit_cents=limit_cents, topup_cents=None,
-                                concurrency=concurrency)
-        return agent_id
-
-    return make
+    return functools.partial(new_agent, pool)
