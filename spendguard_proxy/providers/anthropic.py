@@ -114,9 +114,6 @@ class AnthropicAdapter:
     ) -> AnthropicStreamCounter:
         return AnthropicStreamCounter(preflight, True, self.pricing_provider)
 
-    def cutoff_events(self, counter: StreamCounter) -> bytes:
-        return counter.cutoff_events()
-
     def client_api_key(self, client_headers: Mapping[str, str]) -> str | None:
         return base.header(client_headers, "x-api-key") or base.bearer_token(client_headers)
 

@@ -133,9 +133,6 @@ class GeminiAdapter:
     ) -> GeminiStreamCounter:
         return GeminiStreamCounter(preflight, True, self.pricing_provider)
 
-    def cutoff_events(self, counter: StreamCounter) -> bytes:
-        return counter.cutoff_events()
-
     def client_api_key(self, client_headers: Mapping[str, str]) -> str | None:
         return base.header(client_headers, "x-goog-api-key")
 

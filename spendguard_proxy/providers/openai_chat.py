@@ -120,9 +120,6 @@ class ChatAdapter:
         wants = preflight.client_wants_usage if client_wants_usage is None else client_wants_usage
         return ChatStreamCounter(preflight, wants, self.pricing_provider)
 
-    def cutoff_events(self, counter: StreamCounter) -> bytes:
-        return counter.cutoff_events()
-
     def client_api_key(self, client_headers: Mapping[str, str]) -> str | None:
         return base.bearer_token(client_headers)
 

@@ -120,9 +120,6 @@ class ResponsesAdapter:
     ) -> ResponsesStreamCounter:
         return ResponsesStreamCounter(preflight, True, self.pricing_provider)
 
-    def cutoff_events(self, counter: StreamCounter) -> bytes:
-        return counter.cutoff_events()
-
     def client_api_key(self, client_headers: Mapping[str, str]) -> str | None:
         return base.bearer_token(client_headers)
 

@@ -303,7 +303,7 @@ async def _stream(request, upstream, call, pre, res, outcome: Outcome) -> web.St
                 # The provider ignores the clamp: stop it where the hold ends.
                 outcome.reason = "budget_cutoff"
                 outcome.usage = None
-                await response.write(call.adapter.cutoff_events(counter))
+                await response.write(counter.cutoff_events())
                 upstream.close()
                 request.app[METRICS].cutoff(call.adapter.pricing_provider)
                 break

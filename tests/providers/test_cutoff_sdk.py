@@ -59,7 +59,7 @@ def _cut(
     counter = adapter.new_stream_counter(adapter.preflight(body, model=model), wants_usage)
     raws = [e.raw for e in SseSplitter().feed(stream)][:events_kept]
     forwarded = [event for raw in raws for event in counter.feed(raw)]
-    return b"".join(forwarded) + adapter.cutoff_events(counter)
+    return b"".join(forwarded) + counter.cutoff_events()
 
 
 CHAT_BODY = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
@@ -177,4 +177,4 @@ def test_no_cutoff_events_once_the_provider_finished() -> None:
         adapter = get_adapter(name)
         counter = adapter.new_stream_counter(adapter.preflight(body, model=model))
         counter.feed(stream)
-        assert counter.done and adapter.cutoff_events(counter) == b"", name
+        assert counter.done and counter.cutoff_events() == b"", name
