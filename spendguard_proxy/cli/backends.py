@@ -109,7 +109,9 @@ class HttpBackend:
             headers["Content-Type"] = "application/json"
         if self.api_key:
             headers["x-api-key"] = self.api_key
-        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
+        req = urllib.request.Request(
+            self.base_url + path, data=data, method=method, headers=headers
+        )
         try:
             with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S) as resp:
                 return json.loads(resp.read() or b"{}")
@@ -163,4 +165,3 @@ def _detail(raw: bytes) -> str:
     if isinstance(body, dict) and isinstance(body.get("detail"), str):
         return body["detail"]
     return json.dumps(body)[:500]
-

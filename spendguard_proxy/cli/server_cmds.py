@@ -29,12 +29,22 @@ def _serve(args) -> int:
     except CONNECT_ERRORS as exc:
         raise CliError(f"Cannot reach the database: {exc}") from None
     app = build_app(settings, dsn)
-    print(f"SpendGuard ({settings.mode.value}) on http://{settings.host}:{settings.port}", flush=True)
+    print(
+        f"SpendGuard ({settings.mode.value}) on http://{settings.host}:{settings.port}", flush=True
+    )
     try:
-        web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None,
-                    loop=_event_loop())
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            access_log=None,
+            loop=_event_loop(),
+        )
     except OSError as exc:
-        raise CliError(f"Cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
+        raise CliError(
+            f"Cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
+        ) from None
     return 0
 
 

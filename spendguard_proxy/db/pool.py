@@ -76,7 +76,9 @@ def current(dsn: str) -> str | None:
         conn = await asyncpg.connect(dsn)
         try:
             exists = await conn.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL")
-            return await conn.fetchval("SELECT version_num FROM alembic_version") if exists else None
+            return (
+                await conn.fetchval("SELECT version_num FROM alembic_version") if exists else None
+            )
         finally:
             await conn.close()
 
