@@ -1,33 +1,40 @@
 """Cost maths in exact fractions, rounded up once to integer microcents.
 
 ``cost`` prices what a provider reported; ``worst_case_quote`` bounds what a request *can*
-cost before it runs, so the ledger can reserve it. Guarantee (tested with Hypothesis): for a
-usage whose input parts fit in ``input_tokens <= estimate``, whose reasoning fits in
-``output_tokens <= max_output_tokens`` and whose tool calls and grounding queries stay within
-the quoted bounds, ``cost(...).microcents <= hold_microcents(quote, max_output_tokens)``.
+cost before it runs, so the ledger can reserve it. Both take the ``Prices`` a card resolved for
+the call (its date, its service tier). Guarantee (tested with Hypothesis): for a usage whose
+input fits in the quoted input bound, whose output fits in ``max_output_tokens`` and whose
+tool calls stay within the quoted fees, ``cost(...) <= hold_microcents(quote, max_output)``.
 
-Context cliff: when a prompt exceeds ``context_cliff_tokens`` every token of the call is
-priced at the cliff tier (Anthropic long context, Gemini >128k/>200k, Grok >128k). The
-document gives the cliff input and output rates; the input-side part rates (cached, cache
-write, cache read) scale by ``cliff_input / input`` and reasoning by ``cliff_output / output``
-— the providers publish exactly that ratio (2x) for every part.
+Charges follow genai-prices' rule, so they equal its ``calc_price``: each count is charged at
+the most specific priced unit it belongs to (see ``pricing.units``), and a tiered rate applies
+to every unit of the call when its total input tokens are strictly above the tier's start.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from math import ceil, floor
 from typing import Any
 
-from spendguard_proxy.pricing.ratecard import RateCard, fraction_to_str
+from spendguard_proxy.errors import UnpricedOption
+from spendguard_proxy.pricing.ratecard import (
+    Prices,
+    RateCard,
+    fraction_to_str,
+    rate_at,
+    rate_highest,
+)
+from spendguard_proxy.pricing.units import BY_PRICE_KEY, BY_USAGE_KEY, Unit
 from spendguard_proxy.usage import Usage
 
 MICROCENTS_PER_CENT = 1_000_000
-# 1 cent per 1k queries = 1,000 µ¢ per query.
-_MICROCENTS_PER_1K_CENT = MICROCENTS_PER_CENT // 1000
 # Answer of affordable_output_tokens when output is free: fits a 32-bit max-tokens field.
 UNLIMITED_OUTPUT_TOKENS = 2**31 - 1
+# Input modalities whose rate may differ from text and that need their own price to be sent.
+PRICED_MEDIA = ("audio", "video")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,47 +51,75 @@ class Quote:
     output_rate: Fraction
 
 
-@dataclass(frozen=True, slots=True)
-class _Tier:
-    """Effective µ¢-per-token rates at one prompt size."""
+def usage_counts(usage: Usage) -> dict[str, int]:
+    """Our usage in genai-prices' usage keys (negative counts, a parsing bug, become 0)."""
+    u = {name: max(0, value) for name, value in usage.as_dict().items()}
+    return {
+        "input_tokens": u["input_tokens"],
+        "output_tokens": u["output_tokens"],
+        "cache_read_tokens": u["cached_input_tokens"] + u["cache_read_tokens"],
+        "cache_write_tokens": u["cache_write_tokens"],
+        "cache_write_1h_tokens": u["cache_write_1h_tokens"],
+        "input_audio_tokens": u["input_audio_tokens"],
+        "input_image_tokens": u["input_image_tokens"],
+        "input_video_tokens": u["input_video_tokens"],
+        "cache_audio_read_tokens": u["cache_audio_read_tokens"],
+        "output_audio_tokens": u["output_audio_tokens"],
+        "output_image_tokens": u["output_image_tokens"],
+        "web_searches": u["web_search_calls"] + u["grounding_queries"],
+        "storage_searches": u["file_search_calls"],
+        "code_executions": u["code_executions"],
+    }
 
-    input: Fraction
-    cached_input: Fraction
-    cache_write: Fraction
-    cache_read: Fraction
-    output: Fraction
-    reasoning: Fraction
-    cliff_applied: bool
 
+def cost(card: RateCard, usage: Usage, prices: Prices | None = None) -> Charge:
+    """The exact price of ``usage`` under ``prices`` (default: the card's standard prices in
+    force now), rounded up once to whole microcents.
 
-def cost(card: RateCard, usage: Usage) -> Charge:
-    """The exact price of ``usage`` under ``card``, rounded up once to whole microcents.
-
-    Parts are never clamped to the totals a provider reports with them: if they disagree,
-    charging every reported part is the larger (conservative) reading.
+    A part larger than its whole (say cache reads above input tokens) is charged as reported:
+    the whole is raised to its parts, the larger (conservative) reading.
     """
-    u = _non_negative(usage)
-    parts = u.cached_input_tokens + u.cache_write_tokens + u.cache_read_tokens
-    tier = _tier(card, max(u.input_tokens, parts))
-    items = _input_items(u, tier, parts) + _output_items(u, tier)
-    fee_items, unpriced = _fee_items(card, u)
-    items += fee_items
-    exact = sum((item.cost for item in items), Fraction(0))
+    prices = card.resolve() if prices is None else prices
+    counts = usage_counts(usage)
+    priced = sorted(
+        (BY_PRICE_KEY[key] for key in prices),
+        key=lambda unit: (-len(unit.dimensions), unit.usage_key),
+    )
+    leaves = _leaf_counts(priced, counts)
+    input_total = max(counts["input_tokens"], _parts_total(leaves, "input"))
+    items = []
+    exact = Fraction(0)
+    for unit in priced:
+        quantity = leaves[unit.usage_key]
+        if not quantity:
+            continue
+        rate = rate_at(prices[unit.price_key], input_total)
+        line = quantity * rate * MICROCENTS_PER_CENT / unit.per
+        exact += line
+        items.append({
+            "name": unit.usage_key,
+            "quantity": quantity,
+            "rate": {unit.price_key: fraction_to_str(rate)},
+            "cost_microcents": fraction_to_str(line),
+        })
     microcents = ceil(exact)
-    breakdown = {
+    breakdown: dict[str, Any] = {
         "provider": card.provider,
         "model": card.model,
-        "usage": u.as_dict(),
-        "cliff": {"threshold_tokens": card.context_cliff_tokens, "applied": tier.cliff_applied},
-        "charges": [item.as_json() for item in items],
+        "usage": usage.as_dict(),
+        "charges": items,
         "totals": {
             "exact_microcents": fraction_to_str(exact),
             "realized_microcents": microcents,
             "realized_cents_ceiled": -(-microcents // MICROCENTS_PER_CENT),
         },
     }
+    if usage.service_tier:
+        breakdown["service_tier"] = usage.service_tier
+    unpriced = [k for k in ("web_searches", "storage_searches", "code_executions")
+                if counts[k] and BY_USAGE_KEY[k].price_key not in prices]
     if unpriced:
-        breakdown["unpriced"] = unpriced
+        breakdown["unpriced"] = unpriced  # nothing to charge, but say so in the ledger row
     return Charge(microcents=microcents, breakdown=breakdown)
 
 
@@ -92,21 +127,44 @@ def worst_case_quote(
     card: RateCard,
     *,
     input_tokens: int,
-    cache_write: bool = False,
-    tool_calls_max: int = 0,
-    grounding_queries_max: int = 0,
+    prices: Prices | None = None,
+    media_tokens: Mapping[str, int] | None = None,
+    cache_write: str | None = None,
+    fees: Mapping[str, int] | None = None,
 ) -> Quote:
-    """Bound the cost of a request whose input is at most ``input_tokens``.
+    """Bound the cost of a request whose input is at most ``input_tokens`` (of which
+    ``media_tokens[modality]`` are audio/image/video), that may write the prompt cache for
+    ``cache_write`` ("5m" or "1h") and use at most ``fees[unit]`` tool calls.
 
-    Input is priced at the highest input-side rate that can apply (cache write only when the
-    request asks for caching), output at the highest output rate (reasoning included), in
-    both tiers when the estimate crosses the context cliff (the real prompt may not).
+    Each input token is priced at the highest rate that can apply to its modality (cache
+    writes only when asked for, every tier the bound can reach), output at the highest output
+    rate. UnpricedOption when the request can trigger a charge the table has no price for.
     """
+    prices = card.resolve() if prices is None else prices
     input_tokens = max(0, input_tokens)
-    tiers = [_tier(card, 0), _tier(card, input_tokens)]
-    input_rate = max(_max_input_rate(t, cache_write) for t in tiers)
-    output_rate = max(max(t.output, t.reasoning) for t in tiers)
-    fixed = input_tokens * input_rate + _worst_fees(card, tool_calls_max, grounding_queries_max)
+    media = {m: max(0, n) for m, n in (media_tokens or {}).items() if n}
+    if cache_write == "1h" and "cache_write_1h_mtok" not in prices:
+        raise UnpricedOption(card.provider, card.model, "cache_control.ttl", "1h")
+    for modality in PRICED_MEDIA:
+        if media.get(modality) and f"input_{modality}_mtok" not in prices:
+            raise UnpricedOption(card.provider, card.model, "input", modality)
+    # A token rate in cents per 1M tokens is exactly µ¢ per token.
+    text_tokens = max(0, input_tokens - sum(media.values()))
+    fixed = text_tokens * _input_rate(prices, None, input_tokens, cache_write)
+    for modality, tokens in media.items():
+        fixed += tokens * _input_rate(prices, modality, input_tokens, cache_write)
+    for usage_key, calls in (fees or {}).items():
+        if calls <= 0:
+            continue
+        unit = BY_USAGE_KEY[usage_key]
+        if unit.price_key not in prices:
+            raise UnpricedOption(card.provider, card.model, "tool", usage_key)
+        rate = rate_highest(prices[unit.price_key], input_tokens)
+        fixed += calls * rate * MICROCENTS_PER_CENT / unit.per
+    output_rate = max(
+        (rate_highest(prices[u.price_key], input_tokens) for u in _output_units(prices)),
+        default=Fraction(0),
+    )
     return Quote(fixed_microcents=ceil(fixed), output_rate=output_rate)
 
 
@@ -129,123 +187,59 @@ def hold_microcents(quote: Quote, max_output_tokens: int) -> int:
     return quote.fixed_microcents + ceil(max(0, max_output_tokens) * quote.output_rate)
 
 
-# --- line items -------------------------------------------------------------------------
+def output_cost_microcents(quote: Quote, output_tokens: int) -> int:
+    """What ``output_tokens`` beyond the hold's own would cost at the quoted output rate."""
+    return ceil(max(0, output_tokens) * quote.output_rate)
 
 
-@dataclass(frozen=True, slots=True)
-class _Item:
-    name: str
-    quantity: int
-    unit: str
-    rate_key: str
-    rate: Fraction
-    cost: Fraction  # µ¢, exact
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "quantity": self.quantity,
-            "unit": self.unit,
-            "rate": {self.rate_key: fraction_to_str(self.rate)},
-            "cost_microcents": fraction_to_str(self.cost),
-        }
+# ---------------------------------------------------------------------------------------
 
 
-def _tokens(name: str, quantity: int, rate: Fraction) -> _Item:
-    return _Item(name, quantity, "tokens", "cents_per_1m", rate, quantity * rate)
+def _leaf_counts(priced: list[Unit], counts: Mapping[str, int]) -> dict[str, int]:
+    """Each priced unit's own count: its count less what more specific priced units take."""
+    leaves: dict[str, int] = {}
+    for unit in priced:  # most specific first
+        taken = sum(leaves[d.usage_key] for d in priced if d is not unit and unit.covers(d)
+                    and d.usage_key in leaves)
+        leaves[unit.usage_key] = max(0, counts.get(unit.usage_key, 0) - taken)
+    return leaves
 
 
-def _input_items(u: Usage, tier: _Tier, parts: int) -> list[_Item]:
-    if parts == 0:
-        return [_tokens("input_tokens", u.input_tokens, tier.input)]
-    items = [_tokens("input_tokens_uncached", max(0, u.input_tokens - parts), tier.input)]
-    for name, quantity, rate in (
-        ("input_tokens_cached", u.cached_input_tokens, tier.cached_input),
-        ("input_tokens_cache_write", u.cache_write_tokens, tier.cache_write),
-        ("input_tokens_cache_read", u.cache_read_tokens, tier.cache_read),
-    ):
-        if quantity:
-            items.append(_tokens(name, quantity, rate))
-    return items
+def _parts_total(leaves: Mapping[str, int], direction: str) -> int:
+    return sum(n for key, n in leaves.items() if BY_USAGE_KEY[key].direction == direction)
 
 
-def _output_items(u: Usage, tier: _Tier) -> list[_Item]:
-    if u.reasoning_tokens == 0:
-        return [_tokens("output_tokens", u.output_tokens, tier.output)]
-    visible = max(0, u.output_tokens - u.reasoning_tokens)
-    return [
-        _tokens("output_tokens_non_reasoning", visible, tier.output),
-        _tokens("output_tokens_reasoning", u.reasoning_tokens, tier.reasoning),
-    ]
-
-
-def _fee_items(card: RateCard, u: Usage) -> tuple[list[_Item], list[str]]:
-    items: list[_Item] = []
-    unpriced: list[str] = []
-    fees = (
-        ("grounding_queries", u.grounding_queries, "queries", "cents_per_1k",
-         card.grounding_cents_per_1k_queries, _MICROCENTS_PER_1K_CENT),
-        ("tool_web_search_call", u.web_search_calls, "calls", "cents_per_call",
-         card.web_search_cents_per_call, MICROCENTS_PER_CENT),
-        ("tool_file_search_call", u.file_search_calls, "calls", "cents_per_call",
-         card.file_search_cents_per_call, MICROCENTS_PER_CENT),
-    )
-    for name, quantity, unit, rate_key, rate, scale in fees:
-        if not quantity:
+def _input_rate(
+    prices: Prices, modality: str | None, input_tokens: int, cache_write: str | None
+) -> Fraction:
+    rates = []
+    for key, rate in prices.items():
+        unit = BY_PRICE_KEY[key]
+        if unit.direction != "input" or unit.modality not in (None, modality):
             continue
-        if rate is None:
-            # The table has no fee for it: nothing to charge, but say so in the ledger row.
-            unpriced.append(name)
+        if unit.token_type == "cache_write" and (
+            cache_write is None or (unit.cache_ttl == "1h" and cache_write != "1h")
+        ):
             continue
-        items.append(_Item(name, quantity, unit, rate_key, rate, quantity * rate * scale))
-    return items, unpriced
+        rates.append(rate_highest(rate, input_tokens))
+    return max(rates, default=Fraction(0))
 
 
-# --- rates ------------------------------------------------------------------------------
+def _output_units(prices: Prices) -> list[Unit]:
+    units = (BY_PRICE_KEY[key] for key in prices)
+    return [u for u in units if u.direction == "output" and u.modality in (None, "text")]
 
 
-def _tier(card: RateCard, prompt_tokens: int) -> _Tier:
-    cliff = card.context_cliff_tokens
-    applied = cliff is not None and prompt_tokens > cliff
-    cin = card.cliff_input_cents_per_1m if applied else None
-    cout = card.cliff_output_cents_per_1m if applied else None
-    base_in, base_out = card.input_cents_per_1m, card.output_cents_per_1m
-    return _Tier(
-        input=cin if cin is not None else base_in,
-        cached_input=_scaled(card.cached_input_rate, cin, base_in),
-        cache_write=_scaled(card.cache_write_rate, cin, base_in),
-        cache_read=_scaled(card.cache_read_rate, cin, base_in),
-        output=cout if cout is not None else base_out,
-        reasoning=_scaled(card.reasoning_rate, cout, base_out),
-        cliff_applied=applied,
-    )
+# Tier names providers report for their standard rates: no variant needed.
+STANDARD_TIERS = frozenset({"default", "standard", "standard_only", "on_demand"})
 
 
-def _scaled(rate: Fraction, cliff: Fraction | None, base: Fraction) -> Fraction:
-    if cliff is None:
-        return rate
-    if base == 0:  # no ratio to apply: never price a part below the cliff rate itself
-        return max(rate, cliff)
-    return rate * cliff / base
-
-
-def _max_input_rate(tier: _Tier, cache_write: bool) -> Fraction:
-    rates = [tier.input, tier.cached_input, tier.cache_read]
-    if cache_write:
-        rates.append(tier.cache_write)
-    return max(rates)
-
-
-def _worst_fees(card: RateCard, tool_calls_max: int, grounding_queries_max: int) -> Fraction:
-    per_call = max(card.web_search_cents_per_call or 0, card.file_search_cents_per_call or 0)
-    grounding = card.grounding_cents_per_1k_queries or 0
-    return (
-        max(0, tool_calls_max) * Fraction(per_call) * MICROCENTS_PER_CENT
-        + max(0, grounding_queries_max) * Fraction(grounding) * _MICROCENTS_PER_1K_CENT
-    )
-
-
-def _non_negative(usage: Usage) -> Usage:
-    # A negative count can only be a parsing bug; it must never lower a charge.
-    values = {name: max(0, value) for name, value in usage.as_dict().items()}
-    return Usage(**values)
+def settled_context(requested: Mapping[str, str], reported_tier: str | None) -> dict[str, str]:
+    """The price context to settle by: the tier the provider says it used, else the one sent."""
+    context = dict(requested)
+    if reported_tier is not None:
+        if reported_tier.lower() in STANDARD_TIERS:
+            context.pop("service_tier", None)
+        else:
+            context["service_tier"] = reported_tier.lower()
+    return context

@@ -33,6 +33,19 @@ class UnknownModel(InvalidRequest):
         super().__init__(f"Unknown model for pricing: {provider}:{model}")
 
 
+class UnpricedOption(InvalidRequest):
+    """A request option whose price the table does not know: refused, never priced as
+    standard (the provider would bill more than the hold)."""
+
+    def __init__(self, provider: str, model: str, option: str, value: str) -> None:
+        super().__init__(
+            f"{option}={value!r} has no price for {provider}:{model} in the pricing table, so "
+            f"SpendGuard cannot bound its cost; leave {option} out or choose a priced value"
+        )
+        self.option = option
+        self.value = value
+
+
 class AuthenticationError(SpendGuardError):
     status = 401
     type = "authentication_error"

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from spendguard_proxy.providers.fields import parse_forwarded
 
 
 class Mode(str, Enum):
@@ -45,7 +48,7 @@ class Settings(BaseSettings):
     pricing_verify_signature: bool = True
     pricing_signing_public_key: str | None = None
     pricing_signing_private_key: str | None = None
-    pricing_schema_version: str = "1"
+    pricing_schema_version: Literal["1", "2"] = "2"
     price_table_refresh_seconds: int = Field(300, ge=1)
     pricing_expiry_skew_seconds: int = Field(30, ge=0)
 
@@ -56,6 +59,9 @@ class Settings(BaseSettings):
     # as this many extra input tokens.
     unseen_input_tokens: int = Field(128_000, ge=0)
     capture_content: bool = False
+    # Comma-separated adapter:field[=value] entries forwarded although SpendGuard cannot bound
+    # their cost (breaks the budget guarantee for calls that use them).
+    forward_unpriced_fields: str = ""
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     db_pool_min_size: int = Field(2, ge=1)
     db_pool_max_size: int = Field(20, ge=1)
@@ -86,6 +92,16 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("forward_unpriced_fields")
+    @classmethod
+    def _check_forwarded(cls, value: str) -> str:
+        parse_forwarded(value.split(","))
+        return value
+
+    @property
+    def forwarded_fields(self) -> frozenset[str]:
+        return parse_forwarded(self.forward_unpriced_fields.split(","))
 
     @property
     def lock_ttl_microseconds(self) -> int:

@@ -27,7 +27,14 @@ from rich.text import Text
 from spendguard_proxy.errors import PricingError, SpendGuardError
 from spendguard_proxy.pricing.canonical import load_document
 from spendguard_proxy.pricing.checks import TrustPolicy, check_trust, format_timestamp
-from spendguard_proxy.pricing.ratecard import RATE_KEYS, TOKEN_KEYS, RateCard, fraction_to_str
+from spendguard_proxy.pricing.ratecard import (
+    Prices,
+    Rate,
+    RateCard,
+    Tiered,
+    fraction_to_str,
+    rate_to_json,
+)
 from spendguard_proxy.pricing.signing import generate_keypair, sign_document
 from spendguard_proxy.pricing.sources import load_table
 from spendguard_proxy.pricing.table import PriceTable
@@ -130,7 +137,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         table = PriceTable.from_document(doc, source="file", origin=args.source)
     except (SpendGuardError, SettingsError) as exc:
         return _fail(exc)
-    models = sum(len(m) for m in table.cards.values())
+    models = table.model_count()
     print(f"OK {args.source}: signature valid, schema {doc['schema_version']}, {models} models, "
           f"expires_at {format_timestamp(table.expires_at)}")
     return 0
@@ -153,7 +160,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def select_cards(table: PriceTable, provider: str | None, model: str | None) -> list[RateCard]:
-    """The cards ``show`` lists; ``--model`` resolves aliases and needs a known provider."""
+    """The cards ``show`` lists; ``--model`` resolves through the match rules."""
     if model is not None:
         providers = [provider] if provider else sorted(table.cards)
         for name in providers:
@@ -168,14 +175,19 @@ def select_cards(table: PriceTable, provider: str | None, model: str | None) -> 
 
 
 def table_json(table: PriceTable, cards: list[RateCard], now: datetime | None = None) -> dict:
+    now = now or datetime.now(UTC)
     return {
         **_header(table, now),
         "models": [
             {
                 "provider": card.provider,
                 "model": card.model,
-                "aliases": table.aliases_of(card.provider, card.model),
-                **_document_rates(table, card),
+                "source": card.source or table.source,
+                "prices_since": _since(card, now),
+                "cents": {k: rate_to_json(v) for k, v in card.resolve(now).items()},
+                "options": card.option_values,
+                "max_output_tokens": card.max_output_tokens,
+                "deprecated": card.deprecated,
             }
             for card in cards
         ],
@@ -185,34 +197,36 @@ def table_json(table: PriceTable, cards: list[RateCard], now: datetime | None = 
 def render_table(
     console: Console, table: PriceTable, cards: list[RateCard], now: datetime | None = None
 ) -> None:
-    """Header lines, then one table per provider (aliases listed under their model)."""
+    """Header lines, then one table per provider: standard prices in force now."""
+    now = now or datetime.now(UTC)
     header = _header(table, now)
     age_days = int(header["age_seconds"] // 86400)
     for line in (
-        f"Pricing source: {header['source']} ({table.origin})",
+        f"Pricing source: {header['source']} ({table.origin}), schema {table.schema_version}",
         f"As of {header['as_of']} ({age_days} days old), generated {header['generated_at']}, "
         f"expires {header['expires_at']}",
-        "Rates in US$ per 1M tokens; tool fees in US$ per call or per 1k queries.",
+        "US$ per 1M tokens, standard tier, prices in force now; '+' marks long-context tiers; "
+        "search fees per 1k calls.",
     ):
         console.print(Text(line))  # Text: a path or URL with [brackets] is not markup
     for provider in sorted({card.provider for card in cards}):
-        console.print(_provider_grid(table, [c for c in cards if c.provider == provider],
-                                     provider))
+        console.print(_provider_grid([c for c in cards if c.provider == provider], provider,
+                                     now))
 
 
 _RATE_COLUMNS = (
-    ("In", "input_cents_per_1m"),
-    ("Cached", "cached_input_cents_per_1m"),
-    ("Write", "cache_write_cents_per_1m"),
-    ("Read", "cache_read_cents_per_1m"),
-    ("Out", "output_cents_per_1m"),
+    ("In", "input_mtok"),
+    ("Cached", "cache_read_mtok"),
+    ("Write", "cache_write_mtok"),
+    ("Write 1h", "cache_write_1h_mtok"),
+    ("Out", "output_mtok"),
 )
 
 
-def _provider_grid(table: PriceTable, cards: list[RateCard], provider: str) -> Table:
+def _provider_grid(cards: list[RateCard], provider: str, now: datetime) -> Table:
+    prices = [card.resolve(now) for card in cards]
     # Only the rate columns some model of this provider uses, so the table fits 80 columns.
-    columns = [(title, attr) for title, attr in _RATE_COLUMNS
-               if any(getattr(card, attr) is not None for card in cards)]
+    columns = [(title, key) for title, key in _RATE_COLUMNS if any(key in p for p in prices)]
     grid = Table(title=provider, title_justify="left")
     # Prices never truncate; on a narrow console the model and extras columns wrap instead.
     grid.add_column("Model", overflow="fold", min_width=14)
@@ -220,10 +234,10 @@ def _provider_grid(table: PriceTable, cards: list[RateCard], provider: str) -> T
         grid.add_column(title, justify="right", no_wrap=True)
     grid.add_column("Max out", justify="right", no_wrap=True)
     grid.add_column("Extras", overflow="fold", min_width=10)
-    for card in cards:
-        rates = [_usd(getattr(card, attr)) for _, attr in columns]
-        cells = [_model_cell(table, card), *rates, str(card.max_output_tokens or "-"),
-                 _extras(card)]
+    for card, price in zip(cards, prices, strict=True):
+        rates = [_rate_cell(price.get(key)) for _, key in columns]
+        cells = [card.model + (" (deprecated)" if card.deprecated else ""), *rates,
+                 str(card.max_output_tokens or "-"), _extras(card, price, now)]
         grid.add_row(*(Text(cell) for cell in cells))
     return grid
 
@@ -232,6 +246,7 @@ def _header(table: PriceTable, now: datetime | None) -> dict[str, Any]:
     return {
         "source": table.source,
         "origin": table.origin,
+        "schema_version": table.schema_version,
         "as_of": table.as_of.isoformat(),
         "age_seconds": int(table.age_seconds(now)),
         "generated_at": format_timestamp(table.generated_at),
@@ -240,29 +255,33 @@ def _header(table: PriceTable, now: datetime | None) -> dict[str, Any]:
     }
 
 
-def _document_rates(table: PriceTable, card: RateCard) -> dict[str, Any]:
-    entry = table.document["rates"][card.provider][card.model]
-    return {k: entry[k] for k in RATE_KEYS + TOKEN_KEYS if k in entry}
+def _since(card: RateCard, now: datetime) -> str | None:
+    day = now.date()
+    current = [p.starts for p in card.prices if p.starts is not None and p.starts <= day]
+    return max(current).isoformat() if current else None
 
 
-def _model_cell(table: PriceTable, card: RateCard) -> str:
-    return "\n".join([card.model] + [f"= {a}" for a in table.aliases_of(card.provider, card.model)])
+def _rate_cell(rate: Rate | None) -> str:
+    if rate is None:
+        return "-"
+    if isinstance(rate, Tiered):
+        return _usd(rate.base) + ("+" if rate.tiers else "")
+    return _usd(rate)
 
 
-def _extras(card: RateCard) -> str:
+def _extras(card: RateCard, prices: Prices, now: datetime) -> str:
     parts = []
-    if card.reasoning_output_cents_per_1m is not None:
-        parts.append(f"reasoning {_usd(card.reasoning_output_cents_per_1m)}")
-    if card.context_cliff_tokens is not None:
-        cliff_in = card.cliff_input_cents_per_1m or card.input_cents_per_1m
-        cliff_out = card.cliff_output_cents_per_1m or card.output_cents_per_1m
-        parts.append(f">{card.context_cliff_tokens // 1000}k: {_usd(cliff_in)}/{_usd(cliff_out)}")
-    if card.grounding_cents_per_1k_queries is not None:
-        parts.append(f"grounding {_usd(card.grounding_cents_per_1k_queries)}/1k")
-    if card.web_search_cents_per_call is not None:
-        parts.append(f"web {_usd(card.web_search_cents_per_call)}")
-    if card.file_search_cents_per_call is not None:
-        parts.append(f"file {_usd(card.file_search_cents_per_call)}")
+    for key, rate in prices.items():
+        if isinstance(rate, Tiered):
+            parts += [f"{key.removesuffix('_mtok')} >{s // 1000}k {_usd(p)}" for s, p in rate.tiers]
+    for key, label in (("web_searches_kcount", "web search"), ("storage_searches_kcount",
+                       "file search"), ("code_executions_kcount", "code exec")):
+        if key in prices:
+            parts.append(f"{label} {_rate_cell(prices[key])}/1k")
+    for option, values in card.option_values.items():
+        parts.append(f"{option}: {'/'.join(values)}")
+    since = _since(card, now)
+    parts.append(f"source: {card.source or 'document'}" + (f", since {since}" if since else ""))
     return ", ".join(parts)
 
 

@@ -61,12 +61,13 @@ def check_trust(
     check_engine(doc, origin)
 
 
-def check_schema(doc: dict[str, Any], expected: str, origin: str) -> None:
+def check_schema(doc: dict[str, Any], newest: str, origin: str) -> None:
+    """The document's schema is one we read, no newer than CAP_PRICING_SCHEMA_VERSION."""
     found = doc.get("schema_version")
-    if found != expected:
+    if found not in ("1", "2") or found > newest:
         raise PricingError(
             f"Unsupported pricing schema_version {found!r} ({origin}); this SpendGuard reads "
-            f"schema {expected!r} (CAP_PRICING_SCHEMA_VERSION): serve a document in that "
+            f"schema 1 to {newest!r} (CAP_PRICING_SCHEMA_VERSION): serve a document in that "
             "schema or upgrade SpendGuard"
         )
 

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 import aiohttp
+import yarl
 
 from spendguard_proxy.errors import PricingError
 from spendguard_proxy.pricing.canonical import load_document
@@ -77,6 +78,8 @@ async def fetch_remote(
     if not url:
         raise PricingError("CAP_PRICING_SOURCE=remote needs CAP_PRICING_URL")
     headers = {"Accept": "application/json"}
+    # Ask for the schema we read: a v2 publisher down-converts for a v1 reader.
+    url = str(yarl.URL(url).update_query(schema_version=settings.pricing_schema_version))
     if etag:
         headers["If-None-Match"] = etag
     try:

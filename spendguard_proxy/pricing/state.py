@@ -32,7 +32,7 @@ class PricingState:
         self.last_error: str | None = None
         # Per-table cache owned by server.public_pricing (signed bytes, ETag); lives here so
         # no module keeps mutable globals.
-        self.public_cache: Any = None
+        self.public_cache: dict[str, Any] = {}  # signed public documents per schema
 
     def table_age_seconds(self, now: datetime | None = None) -> float:
         return self.table.age_seconds(now)
@@ -45,7 +45,7 @@ async def load_initial(
     table = await load_table(settings, session)
     log.info(
         "pricing loaded from %s: as of %s, %d models, expires %s",
-        table.origin, table.as_of.isoformat(), sum(len(m) for m in table.cards.values()),
+        table.origin, table.as_of.isoformat(), table.model_count(),
         format_timestamp(table.expires_at),
     )
     return PricingState(table)

@@ -50,7 +50,12 @@ class AnthropicAdapter:
     api_key_env: str = "ANTHROPIC_API_KEY"
 
     def preflight(
-        self, body: Any, *, model: str | None = None, stream: bool | None = None
+        self,
+        body: Any,
+        *,
+        model: str | None = None,
+        stream: bool | None = None,
+        forwarded: frozenset[str] = frozenset(),
     ) -> Preflight:
         body = base.require_object(body)
         model = base.require_model(body.get("model"))
@@ -75,8 +80,8 @@ class AnthropicAdapter:
             requested_max_tokens=base.optional_positive_int(body, "max_tokens"),
             max_tokens_field="max_tokens",
             input_unbounded=estimate.unbounded or server_tools or bool(body.get("mcp_servers")),
-            cache_write=contains_key(body, "cache_control"),
-            tool_calls_max=searches,
+            cache_write="5m" if contains_key(body, "cache_control") else None,
+            fees={"web_searches": searches} if searches else {},
             thinking_budget=budget,
         )
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from spendguard_proxy.errors import InvalidRequest
@@ -47,9 +47,14 @@ class Preflight:
     max_tokens_field: str  # the field build_upstream clamps (dotted for nested fields)
     choices: int = 1  # completions generated (chat `n`, Gemini `candidateCount`)
     input_unbounded: bool = False  # unseen input (file ids, stored responses): bound by context
-    cache_write: bool = False  # Anthropic cache_control anywhere: input may be cache writes
-    tool_calls_max: int = 0  # built-in tool calls (web/file search) the call may bill
-    grounding: bool = False  # Gemini Google Search grounding enabled
+    cache_write: str | None = None  # longest prompt-cache TTL the request writes: "5m" | "1h"
+    # Parts of input_tokens by modality ("audio", "image", "video"): priced at their own rates.
+    media_tokens: Mapping[str, int] = field(default_factory=dict)
+    # Most billable tool uses per fee unit ("web_searches", "storage_searches",
+    # "code_executions"), each enforced upstream by a cap SpendGuard sends.
+    fees: Mapping[str, int] = field(default_factory=dict)
+    # Price variant the call runs under, sent upstream explicitly ({"service_tier": "flex"}).
+    price_context: Mapping[str, str] = field(default_factory=dict)
     thinking_budget: int | None = None  # Anthropic thinking.budget_tokens
     client_wants_usage: bool = False  # OpenAI chat stream: stream_options.include_usage
 
@@ -73,7 +78,15 @@ class StreamCounter(ABC):
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """Complete events of ``chunk`` to forward, raw bytes, in order."""
-        return [event.raw for event in self._splitter.feed(chunk) if self._handle(event)]
+        return list(self.events(chunk))
+
+    def events(self, chunk: bytes) -> Iterator[bytes]:
+        """Like ``feed``, one event at a time: each is counted just before it is yielded, so
+        a caller that checks ``output_tokens`` after every event can stop at the one that
+        crosses its limit, and the events after it are never parsed or forwarded."""
+        for event in self._splitter.feed(chunk):
+            if self._handle(event):
+                yield event.raw
 
     def finish(self) -> list[bytes]:
         """At the upstream's end of body: a trailing event without its empty line."""
@@ -123,8 +136,14 @@ class Adapter(Protocol):
     api_key_env: str
 
     def preflight(
-        self, body: Any, *, model: str | None = None, stream: bool | None = None
-    ) -> Preflight: ...
+        self,
+        body: Any,
+        *,
+        model: str | None = None,
+        stream: bool | None = None,
+        forwarded: frozenset[str] = frozenset(),
+    ) -> Preflight:
+        """Validate and classify ``body`` (``forwarded``: CAP_FORWARD_UNPRICED_FIELDS)."""
 
     def build_upstream(
         self,

@@ -67,7 +67,12 @@ class GeminiAdapter:
     api_key_env: str = "GEMINI_API_KEY"
 
     def preflight(
-        self, body: Any, *, model: str | None = None, stream: bool | None = None
+        self,
+        body: Any,
+        *,
+        model: str | None = None,
+        stream: bool | None = None,
+        forwarded: frozenset[str] = frozenset(),
     ) -> Preflight:
         body = base.require_object(body)
         model = bare_model(base.require_model(model))
@@ -92,8 +97,7 @@ class GeminiAdapter:
             max_tokens_field=f"{config_key}.{max_key}",
             choices=candidates or 1,
             input_unbounded=estimate.unbounded or fetching or bool(cached),
-            tool_calls_max=base.DEFAULT_TOOL_CALLS_MAX if grounding else 0,
-            grounding=grounding,
+            fees={"web_searches": base.DEFAULT_TOOL_CALLS_MAX} if grounding else {},
         )
 
     def build_upstream(

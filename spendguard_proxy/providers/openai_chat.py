@@ -54,7 +54,12 @@ class ChatAdapter:
     default_max_field: str  # clamped when the client sent neither field
 
     def preflight(
-        self, body: Any, *, model: str | None = None, stream: bool | None = None
+        self,
+        body: Any,
+        *,
+        model: str | None = None,
+        stream: bool | None = None,
+        forwarded: frozenset[str] = frozenset(),
     ) -> Preflight:
         body = base.require_object(body)
         model = base.require_model(body.get("model"))
@@ -78,7 +83,7 @@ class ChatAdapter:
             choices=base.optional_positive_int(body, "n") or 1,
             input_unbounded=estimate.unbounded or web_search,
             # Search-preview models run one search per request.
-            tool_calls_max=1 if web_search else 0,
+            fees={"web_searches": 1} if web_search else {},
             client_wants_usage=wants_usage,
         )
 
@@ -112,7 +117,7 @@ class ChatAdapter:
         usage = answer.get("usage") if isinstance(answer, dict) else None
         if not isinstance(usage, dict):
             return None
-        return chat_usage(usage, web_searches=preflight.tool_calls_max if preflight else 0)
+        return chat_usage(usage, web_searches=preflight.fees.get("web_searches", 0) if preflight else 0)
 
     def new_stream_counter(
         self, preflight: Preflight, client_wants_usage: bool | None = None
@@ -174,7 +179,7 @@ class ChatStreamCounter(StreamCounter):
                 self._on_choice(choice)
         usage = payload.get("usage")
         if isinstance(usage, dict):
-            self._last_usage = chat_usage(usage, web_searches=self.preflight.tool_calls_max)
+            self._last_usage = chat_usage(usage, web_searches=self.preflight.fees.get("web_searches", 0))
             self._tally.add_reported(self._last_usage.output_tokens)
             if not choices:  # the usage-only chunk include_usage adds at the end
                 self.usage = self._last_usage

@@ -59,7 +59,12 @@ class ResponsesAdapter:
     api_key_env: str
 
     def preflight(
-        self, body: Any, *, model: str | None = None, stream: bool | None = None
+        self,
+        body: Any,
+        *,
+        model: str | None = None,
+        stream: bool | None = None,
+        forwarded: frozenset[str] = frozenset(),
     ) -> Preflight:
         body = base.require_object(body)
         model = base.require_model(body.get("model"))
@@ -86,7 +91,7 @@ class ResponsesAdapter:
             max_tokens_field="max_output_tokens",
             # Search results and retrieved chunks are billed as input we cannot see.
             input_unbounded=estimate.unbounded or stored or bool(builtin),
-            tool_calls_max=base.tool_calls_cap(body, bool(builtin)),
+            fees=_builtin_fees(body, builtin),
         )
 
     def build_upstream(
@@ -305,3 +310,12 @@ GROK_RESPONSES = ResponsesAdapter(
     api_key_setting="xai_api_key",
     api_key_env="XAI_API_KEY",
 )
+
+
+def _builtin_fees(body: dict[str, Any], builtin: list[dict[str, Any]]) -> dict[str, int]:
+    cap = base.tool_calls_cap(body, bool(builtin))
+    fees: dict[str, int] = {}
+    for tool in builtin:
+        unit = "web_searches" if _is_web_search(tool.get("type")) else "storage_searches"
+        fees[unit] = cap
+    return fees

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -27,6 +28,7 @@ from spendguard_proxy.errors import (
     AuthenticationError,
     BudgetLocked,
     InsufficientBudget,
+    UnpricedOption,
     ProviderTimeout,
     ProviderUnavailable,
 )
@@ -80,22 +82,35 @@ class Outcome:
     breakdown: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """How the call was priced: the card, the call's time (prices in force then) and quote."""
+
+    card: RateCard
+    at: datetime
+    quote: billing.Quote
+
+
 async def relay(request: web.Request, call: Call) -> web.StreamResponse:
     app = request.app
     settings: Settings = app[SETTINGS]
-    pre = call.adapter.preflight(call.body, model=call.model, stream=call.stream)
+    pre = call.adapter.preflight(call.body, model=call.model, stream=call.stream,
+                                 forwarded=settings.forwarded_fields)
     card = app[PRICING].table.lookup(call.adapter.pricing_provider, pre.model)
     api_key = _provider_key(settings, call.adapter, request)
     input_tokens = pre.input_tokens
     if pre.input_unbounded:
         input_tokens += settings.unseen_input_tokens
+    at = datetime.now(UTC)
     quote = billing.worst_case_quote(
         card,
+        prices=card.resolve(at, pre.price_context),
         input_tokens=input_tokens,
+        media_tokens=pre.media_tokens,
         cache_write=pre.cache_write,
-        tool_calls_max=pre.tool_calls_max,
-        grounding_queries_max=pre.tool_calls_max if pre.grounding else 0,
+        fees=pre.fees,
     )
+    priced = Priced(card, at, quote)
     try:
         reservation = await _reserve(app, call, pre, card, quote, input_tokens)
     except (InsufficientBudget, BudgetLocked) as exc:
@@ -105,10 +120,10 @@ async def relay(request: web.Request, call: Call) -> web.StreamResponse:
     outcome = Outcome()
     heartbeat = asyncio.create_task(_heartbeat(app, reservation.hold_id))
     try:
-        return await _forward(request, call, pre, reservation, api_key, outcome, card)
+        return await _forward(request, call, pre, reservation, api_key, outcome, priced)
     finally:
         heartbeat.cancel()
-        await asyncio.shield(_settle(app, call, pre, card, reservation, outcome))
+        await asyncio.shield(_settle(app, call, pre, priced, reservation, outcome))
 
 
 def _provider_key(settings: Settings, adapter: Adapter, request: web.Request) -> str | None:
@@ -129,9 +144,7 @@ def _provider_key(settings: Settings, adapter: Adapter, request: web.Request) ->
 async def _reserve(
     app, call: Call, pre: Preflight, card: RateCard, quote, input_tokens: int
 ) -> ledger.Reservation:
-    settings: Settings = app[SETTINGS]
-    cap = card.max_output_tokens or settings.default_max_tokens
-    wanted = min(pre.requested_max_tokens or cap, cap)
+    wanted = _max_tokens_wanted(app[SETTINGS], card, pre.requested_max_tokens)
     min_tokens = 1
     if pre.thinking_budget is not None:
         min_tokens = ANTHROPIC_MIN_THINKING_TOKENS + 1
@@ -158,6 +171,15 @@ async def _reserve(
         # the full hold (at expiry) for a call that never went out.
         reserving.add_done_callback(lambda done: _void_orphan(app, call, done))
         raise
+
+
+def _max_tokens_wanted(settings: Settings, card: RateCard, requested: int | None) -> int:
+    """The client's value within the model's cap; with no known cap the client's value as
+    sent (the provider enforces its own), and with neither the configured default."""
+    cap = card.max_output_tokens
+    if requested is None:
+        return cap or settings.default_max_tokens
+    return min(requested, cap) if cap else requested
 
 
 def _void_orphan(app, call: Call, reserving: asyncio.Future) -> None:
@@ -193,7 +215,7 @@ async def _forward(
     res: ledger.Reservation,
     api_key: str | None,
     outcome: Outcome,
-    card: RateCard,
+    priced: Priced,
 ) -> web.StreamResponse:
     app = request.app
     settings: Settings = app[SETTINGS]
@@ -235,7 +257,7 @@ async def _forward(
             return await _pass_through_error(upstream, call, res, outcome)
         if pre.stream:
             return await _stream(request, upstream, call, pre, res, outcome)
-        return await _whole(request, upstream, call, pre, res, outcome, card)
+        return await _whole(request, upstream, call, pre, res, outcome, priced)
 
 
 async def _pass_through_error(upstream, call, res, outcome: Outcome) -> web.Response:
@@ -252,7 +274,7 @@ def _copy_headers(upstream) -> dict[str, str]:
     return {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
 
 
-async def _whole(request, upstream, call, pre, res, outcome: Outcome, card) -> web.Response:
+async def _whole(request, upstream, call, pre, res, outcome: Outcome, priced) -> web.Response:
     try:
         body = await upstream.read()
     except (TimeoutError, aiohttp.ServerTimeoutError):
@@ -264,7 +286,7 @@ async def _whole(request, upstream, call, pre, res, outcome: Outcome, card) -> w
     answer = _json_or_none(body)
     outcome.usage = call.adapter.usage_from_json(answer, pre) if answer is not None else None
     outcome.reason = "complete" if outcome.usage is not None else "usage_missing"
-    settlement = await _settle(request.app, call, pre, card, res, outcome)
+    settlement = await _settle(request.app, call, pre, priced, res, outcome)
     headers = _copy_headers(upstream)
     headers.update(_reservation_headers(call, res))
     headers["x-spendguard-remaining-cents"] = str(
@@ -294,19 +316,18 @@ async def _stream(request, upstream, call, pre, res, outcome: Outcome) -> web.St
     output_limit = res.max_tokens * max(1, pre.choices)  # each choice may use max_tokens
     try:
         async for chunk in upstream.content.iter_any():
-            for event in counter.feed(chunk):
-                await response.write(event)
-            outcome.output_tokens = counter.output_tokens
-            if counter.usage is not None:
-                outcome.usage = counter.usage
-            if counter.output_tokens > output_limit and not counter.done:
-                # The provider ignores the clamp: stop it where the hold ends.
+            if await _forward_events(response, counter, chunk, output_limit):
+                # The provider ignores the clamp: stop it at the event that crossed the hold.
+                outcome.output_tokens = counter.output_tokens
                 outcome.reason = "budget_cutoff"
                 outcome.usage = None
                 await response.write(counter.cutoff_events())
                 upstream.close()
                 request.app[METRICS].cutoff(call.adapter.pricing_provider)
                 break
+            outcome.output_tokens = counter.output_tokens
+            if counter.usage is not None:
+                outcome.usage = counter.usage
         else:
             for event in counter.finish():
                 await response.write(event)
@@ -326,11 +347,21 @@ async def _stream(request, upstream, call, pre, res, outcome: Outcome) -> web.St
     return response
 
 
-async def _settle(app, call, pre, card, res, outcome: Outcome) -> ledger.Settlement | None:
+async def _forward_events(response, counter, chunk: bytes, output_limit: int) -> bool:
+    """Forward ``chunk``'s events one by one; True at the first that takes the counted output
+    past ``output_limit`` (the events after it are neither parsed nor sent)."""
+    for event in counter.events(chunk):
+        await response.write(event)
+        if counter.output_tokens > output_limit and not counter.done:
+            return True
+    return False
+
+
+async def _settle(app, call, pre, priced, res, outcome: Outcome) -> ledger.Settlement | None:
     if outcome.settled:
         return None
     outcome.settled = True
-    realized, breakdown, usage = _realized(card, res, outcome)
+    realized, breakdown, usage = _realized(priced, pre, res, outcome)
     outcome.breakdown = breakdown
     settings: Settings = app[SETTINGS]
     settle = functools.partial(
@@ -367,14 +398,26 @@ async def _settle(app, call, pre, card, res, outcome: Outcome) -> ledger.Settlem
     return settlement
 
 
-def _realized(card: RateCard, res: ledger.Reservation, outcome: Outcome):
+def _realized(priced: Priced, pre: Preflight, res: ledger.Reservation, outcome: Outcome):
     if outcome.voided or not outcome.sent:
         return 0, {"rule": "voided: the provider generated nothing billable"}, None
     if outcome.usage is not None:
-        charge = billing.cost(card, outcome.usage)
-        return charge.microcents, charge.breakdown, outcome.usage
-    return (
-        res.hold_microcents,
-        {"rule": "full hold: final usage unknown", "reason": outcome.reason},
-        None,
+        context = billing.settled_context(pre.price_context, outcome.usage.service_tier)
+        try:
+            prices = priced.card.resolve(priced.at, context)
+        except UnpricedOption as exc:
+            # The provider ran the call on a tier we have no price for: charge the hold.
+            log.error("hold %s: %s; charging the full hold", res.hold_id, exc)
+        else:
+            charge = billing.cost(priced.card, outcome.usage, prices)
+            return charge.microcents, charge.breakdown, outcome.usage
+    # Unknown usage: the full hold, or what the forwarded output already cost if more (the
+    # provider ignored the clamp): the excess is then recorded as overrun, never hidden.
+    counted = priced.quote.fixed_microcents + billing.output_cost_microcents(
+        priced.quote, outcome.output_tokens
     )
+    breakdown = {"rule": "full hold: final usage unknown", "reason": outcome.reason}
+    if counted > res.hold_microcents:
+        breakdown = {"rule": "counted output exceeds the hold", "reason": outcome.reason,
+                     "counted_output_tokens": outcome.output_tokens}
+    return max(res.hold_microcents, counted), breakdown, None
