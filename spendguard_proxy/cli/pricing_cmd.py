@@ -281,7 +281,8 @@ def _extras(card: RateCard, prices: Prices, now: datetime) -> str:
     for option, values in card.option_values.items():
         parts.append(f"{option}: {'/'.join(values)}")
     since = _since(card, now)
-    parts.append(f"source: {card.source or 'document'}" + (f", since {since}" if since else ""))
+    source = (card.source or "document").split(";")[0]  # the rest is in --json
+    parts.append(f"source: {source}" + (f", since {since}" if since else ""))
     return ", ".join(parts)
 
 

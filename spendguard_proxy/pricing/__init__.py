@@ -15,4 +15,4 @@ from __future__ import annotations
 
 # The version remote documents are checked against (``engine.min_version``/``max_version``).
 # It moves with the pricing maths, not with every release: bump it when billing semantics change.
-ENGINE_VERSION = "0.1.0"
+ENGINE_VERSION = "0.2.0"

@@ -130,6 +130,7 @@ def v1_entry(card: RateCard, at: datetime) -> dict[str, Any]:
             entry[v1_key] = fraction_to_str(rate.at(cliff + 1))
     if cliff is not None and any(k.startswith("cliff_") for k in entry):
         entry["context_cliff_tokens"] = cliff
+    entry.setdefault("output_cents_per_1m", "0")  # embedding models: no output to price
     if card.max_output_tokens is not None:
         entry["max_output_tokens"] = card.max_output_tokens
     if leftovers:

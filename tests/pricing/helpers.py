@@ -64,7 +64,7 @@ def pricing_settings(**overrides: Any) -> Settings:
         "pricing_verify_signature": True,
         "pricing_signing_public_key": None,
         "pricing_signing_private_key": None,
-        "pricing_schema_version": "1",
+        "pricing_schema_version": "2",
         "price_table_refresh_seconds": 300,
         "pricing_expiry_skew_seconds": 0,
     }

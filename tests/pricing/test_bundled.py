@@ -36,17 +36,34 @@ def test_bundled_covers_the_promised_models() -> None:
             table.lookup(provider, model)  # raises UnknownModel if missing
 
 
-def test_bundled_prices_every_model() -> None:
+FLAGSHIPS = {  # the current models a new user tried and found refused (issue 9)
+    "openai": ["gpt-6-sol", "gpt-6.1-terra", "gpt-5.5", "gpt-5.4-mini"],
+    "anthropic": ["claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5", "claude-opus-4-8",
+                  "claude-sonnet-4-6"],
+    "gemini": ["gemini-4-argon", "gemini-3.8-flash", "gemini-3.5-flash-lite",
+               "gemini-3.1-pro-preview"],
+    "grok": ["grok-4.7", "grok-4.5"],
+}
+
+
+def test_bundled_prices_todays_flagships() -> None:
+    table = load_bundled()
+    for provider, models in FLAGSHIPS.items():
+        for model in models:
+            assert table.lookup(provider, model).model == model
+
+
+def test_every_bundled_model_costs_no_more_than_its_hold() -> None:
     table = load_bundled()
     usage = Usage(input_tokens=250_000, output_tokens=2_000, reasoning_tokens=500,
-                  cached_input_tokens=1_000, web_search_calls=1, grounding_queries=1)
+                  cache_read_tokens=1_000, web_search_calls=1, file_search_calls=1)
     for card in table.entries():
-        assert card.max_output_tokens, card.model
-        assert card.input_cents_per_1m > 0 and card.output_cents_per_1m > 0, card.model
+        prices = card.resolve()
+        assert prices["input_mtok"] is not None, card.model
+        fees = {k: 1 for k in ("web_searches", "storage_searches") if f"{k}_kcount" in prices}
         charge = cost(card, usage)
-        quote = worst_case_quote(card, input_tokens=250_000, tool_calls_max=1,
-                                 grounding_queries_max=1)
-        assert 0 < charge.microcents <= hold_microcents(quote, 2_000), card.model
+        quote = worst_case_quote(card, input_tokens=250_000, fees=fees)
+        assert charge.microcents <= hold_microcents(quote, 2_000), card.model
 
 
 def test_known_list_prices() -> None:
@@ -57,16 +74,16 @@ def test_known_list_prices() -> None:
     pro = table.lookup("gemini", "gemini-2.5-pro")
     long = cost(pro, Usage(input_tokens=300_000, output_tokens=1_000))
     assert long.microcents == 300_000 * 250 + 1_000 * 1500  # the >200k tier
-    assert table.lookup("anthropic", "claude-sonnet-4-20250514").model == "claude-sonnet-4"
-    assert table.lookup("openai", "o4-mini").cached_input_cents_per_1m * 4 == 110
+    assert table.lookup("anthropic", "claude-sonnet-4-20250514").model == "claude-sonnet-4-0"
+    assert table.lookup("openai", "o4-mini").resolve()["cache_read_mtok"] * 4 == 110
 
 
 def test_bundled_metadata_and_stale_warning(caplog: pytest.LogCaptureFixture) -> None:
     table = load_bundled()
     assert table.source == "bundled" and table.etag is None
-    assert table.as_of.isoformat() == "2026-11-23"
+    assert table.as_of.isoformat() == "2026-11-10"
     with caplog.at_level(logging.WARNING):
-        load_bundled(now=datetime(2027, 1, 1, tzinfo=UTC))
+        load_bundled(now=datetime(2027, 2, 1, tzinfo=UTC))
     assert not caplog.records
     with caplog.at_level(logging.WARNING):
         load_bundled(now=datetime(2027, 6, 1, tzinfo=UTC))

@@ -112,9 +112,9 @@ async def test_show_json_and_filters(write_doc, make_signed, keys, capsys) -> No
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     assert data["source"] == "file"
-    assert data["models"] == [{"provider": "openai", "model": "gpt-4o",
-                               "aliases": ["gpt-4o-2024-08-06"], "input_cents_per_1m": 250,
-                               "output_cents_per_1m": 1000}]
+    [model] = data["models"]
+    assert model["model"] == "gpt-4o" and model["source"] == "file"
+    assert model["cents"] == {"input_mtok": "250", "output_mtok": "1000"}
     code = await asyncio.to_thread(run, ["pricing", "show", "--model", "nope"], settings)
     assert code == 1
     assert "Unknown model for pricing: *:nope" in capsys.readouterr().err
@@ -127,13 +127,14 @@ def test_render_table_on_a_fixed_console() -> None:
     table = load_bundled()
     cards = select_cards(table, "anthropic", None)
     console = Console(file=io.StringIO(), width=120, color_system=None)
-    render_table(console, table, cards, now=datetime(2026, 12, 23, tzinfo=UTC))
+    render_table(console, table, cards, now=datetime(2026, 12, 10, tzinfo=UTC))
     text = console.file.getvalue()
-    assert "Pricing source: bundled" in text
-    assert "As of 2026-11-23 (30 days old)" in text
-    assert "claude-sonnet-4" in text and "gpt-4o" not in text
-    assert "$3.00" in text and "$15.00" in text and "$0.30" in text
-    assert ">200k: $6.00/$22.50" in text
+    assert "Pricing source: bundled (bundled), schema 2" in text
+    assert "As of 2026-11-10 (30 days old)" in text
+    assert "claude-sonnet-4-5" in text and "gpt-4o" not in text
+    assert "$3.00+" in text and "$15.00+" in text and "$0.30+" in text  # tiered above 200k
+    assert "input >200k $6.00" in text and "$22.50" in text  # sonnet 4.5's long context
+    assert "source: genai-prices 0.2.3" in text and "inference_geo: global/us" in text
 
 
 def test_select_cards_errors() -> None:
@@ -142,4 +143,5 @@ def test_select_cards_errors() -> None:
         select_cards(table, "mistral", None)
     assert [c.model for c in select_cards(table, "openai", "gpt-4o-2024-11-20")] == ["gpt-4o"]
     data = table_json(table, select_cards(table, "gemini", "gemini-2.5-pro"))
-    assert data["models"][0]["cliff_output_cents_per_1m"] == 1500
+    assert data["models"][0]["cents"]["output_mtok"]["tiers"] == [
+        {"start": 200000, "price": "1500"}]

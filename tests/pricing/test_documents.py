@@ -28,8 +28,8 @@ def table_of(doc: dict) -> PriceTable:
 
 def test_rates_are_exact_fractions() -> None:
     card = table_of(base_document()).lookup("openai", "fake-model")
-    assert card.output_cents_per_1m == Fraction(801, 2)
-    assert card.cached_input_cents_per_1m == Fraction(25, 2)
+    assert card.resolve()["output_mtok"] == Fraction(801, 2)
+    assert card.resolve()["cache_read_mtok"] == Fraction(25, 2)
     assert card.max_output_tokens == 1000
 
 
@@ -93,7 +93,7 @@ def test_shape_errors_name_the_problem(mutate, message: str) -> None:
 def test_notes_fields_are_allowed() -> None:
     doc = base_document(_notes=["free text"])
     doc["rates"]["openai"]["fake-model"]["_source"] = "somewhere"
-    assert table_of(doc).lookup("openai", "fake-model").input_cents_per_1m == 100
+    assert table_of(doc).lookup("openai", "fake-model").resolve()["input_mtok"] == 100
 
 
 def test_unknown_model_is_a_400_with_the_reference_message() -> None:
@@ -109,12 +109,12 @@ def test_unknown_model_is_a_400_with_the_reference_message() -> None:
 def test_dated_ids_resolve_only_where_the_document_says() -> None:
     table = table_of(base_document())
     assert table.lookup("openai", "gpt-4o-2024-08-06").model == "gpt-4o"
-    assert table.lookup("openai", "gpt-4o-2024-05-13").input_cents_per_1m == 500  # own price
+    assert table.lookup("openai", "gpt-4o-2024-05-13").resolve()["input_mtok"] == 500  # own price
     with pytest.raises(UnknownModel):
         table.lookup("openai", "gpt-4o-2024-11-20")  # not listed: no guessing
     with pytest.raises(UnknownModel):
         table.lookup("anthropic", "gpt-4o-2024-08-06")  # aliases are per provider
-    assert table.aliases_of("openai", "gpt-4o") == ["gpt-4o-2024-08-06"]
+    assert table.lookup("openai", "gpt-4o").equal_names == ("gpt-4o", "gpt-4o-2024-08-06")
 
 
 def test_canonical_bytes_are_sorted_compact_utf8_without_signature() -> None:

@@ -9,7 +9,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from spendguard_proxy.errors import PricingError
 from spendguard_proxy.pricing.canonical import load_document
+from spendguard_proxy.pricing.ratecard import rate_at
 from spendguard_proxy.pricing.checks import TrustPolicy, check_trust
 from spendguard_proxy.pricing.signing import verify_signature
 from spendguard_proxy.pricing.sources import table_from_bytes
@@ -47,11 +49,10 @@ async def test_serves_the_active_table_signed_and_verifiable(keys) -> None:
         await client.close()
     doc = load_document(body, "served")
     verify_signature(doc, keys.public_key, "served")
-    policy = TrustPolicy(verify_signature=True, public_key=keys.public_key, schema_version="1",
+    policy = TrustPolicy(verify_signature=True, public_key=keys.public_key, schema_version="2",
                          skew_s=0)
     check_trust(doc, policy, "served")  # fresh dates even though bundled is trusted as code
-    assert doc["rates"] == state.table.document["rates"]
-    assert doc["aliases"] == state.table.document["aliases"]
+    assert doc["models"] == state.table.document["models"]
     assert etag.startswith('"') and etag.endswith('"')
     # A consumer configured for remote pricing accepts it.
     consumer = pricing_settings(pricing_source="remote", pricing_url="http://x",
@@ -129,3 +130,39 @@ async def test_served_document_never_outlives_its_source(write_doc, make_signed,
 )
 def test_if_none_match_parsing(header: str | None, matches: bool) -> None:
     assert etag_matches(header, '"a"') is matches
+
+
+async def test_a_schema_1_reader_gets_what_schema_1_can_say(keys) -> None:
+    settings = pricing_settings(pricing_signing_private_key=keys.private_key)
+    state = await load_initial(settings)
+    client = await client_for(settings, state)
+    try:
+        resp = await client.get("/v1/public/pricing", params={"schema_version": "1"})
+        assert resp.status == 200
+        body = await resp.read()
+        bad = await client.get("/v1/public/pricing", params={"schema_version": "9"})
+        assert bad.status == 400 and "schema_version must be 1 or 2" in await bad.text()
+    finally:
+        await client.close()
+    doc = load_document(body, "served")
+    assert doc["schema_version"] == "1" and "models" not in doc
+    consumer = pricing_settings(pricing_source="remote", pricing_url="http://x",
+                                pricing_signing_public_key=keys.public_key,
+                                pricing_schema_version="1")
+    served = table_from_bytes(body, consumer, source="remote", origin="served")
+    # Same standard prices as the v2 table, today; dated snapshots resolve through aliases.
+    for provider, model in [("openai", "gpt-4.1-2025-04-14"), ("anthropic", "claude-opus-5-5"),
+                            ("gemini", "gemini-2.5-pro")]:
+        v1, v2 = served.lookup(provider, model), state.table.lookup(provider, model)
+        assert v1.model == v2.model
+        assert rate_at(v1.resolve()["input_mtok"], 0) == rate_at(v2.resolve()["input_mtok"], 0)
+    claude = doc["rates"]["anthropic"]["claude-opus-5-5"]
+    assert claude["_schema_2_only"] == ["cache_write_1h_mtok"]
+    # A v1 reader never gets a document newer than it reads.
+    with pytest.raises(PricingError, match="schema 1 to '1'"):
+        table_from_bytes(load_document_bytes(state, keys), consumer, source="remote",
+                         origin="served")
+
+
+def load_document_bytes(state, keys) -> bytes:
+    return signed_public_pricing(state, keys.private_key).body

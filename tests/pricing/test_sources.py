@@ -32,7 +32,7 @@ async def test_remote_good_document_loads_with_its_etag(
     table = state.table
     assert table.source == "remote"
     assert table.etag == '"abc"'
-    assert table.lookup("openai", "fake-model").input_cents_per_1m == 100
+    assert table.lookup("openai", "fake-model").resolve()["input_mtok"] == 100
     assert 0 <= state.table_age_seconds() < 3600
     assert pricing_server.seen_if_none_match == [None]
 
@@ -62,10 +62,10 @@ async def test_remote_with_shared_session_and_304(
         (lambda signed, keys, other: signed(
             generated_at=format_timestamp(NOW + timedelta(hours=1))),
          "generated_at is in the future"),
-        (lambda signed, keys, other: signed(schema_version="2"),
-         "Unsupported pricing schema_version '2'"),
-        (lambda signed, keys, other: signed(engine={"min_version": "0.2.0", "max_version": "1.0"}),
-         "not compatible with engine version 0.1.0"),
+        (lambda signed, keys, other: signed(schema_version="3"),
+         "Unsupported pricing schema_version '3'"),
+        (lambda signed, keys, other: signed(engine={"min_version": "0.3.0", "max_version": "1.0"}),
+         "not compatible with engine version 0.2.0"),
         (lambda signed, keys, other: signed(engine={"max_version": "0.0.9"}),
          r"allows \*\.\.0\.0\.9"),
     ],
@@ -156,7 +156,7 @@ def test_bundled_document_passes_the_same_schema_checks(keys) -> None:
 
     raw = resources.files("spendguard_proxy.pricing").joinpath("bundled.json").read_bytes()
     doc = sign_document(load_document(raw, "bundled"), keys.private_key)
-    policy = TrustPolicy(verify_signature=True, public_key=keys.public_key, schema_version="1",
+    policy = TrustPolicy(verify_signature=True, public_key=keys.public_key, schema_version="2",
                          skew_s=0)
     check_trust(doc, policy, "bundled", now=datetime(2026, 12, 1, tzinfo=UTC))
     assert load_bundled().document == {k: v for k, v in doc.items() if k != "signature"}

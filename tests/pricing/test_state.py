@@ -45,7 +45,7 @@ async def test_new_document_replaces_the_table(
         pricing_server.publish(sign_document(doc, keys.private_key), '"v2"')
         assert await refresh_once(state, settings, session) is True
     assert state.table.etag == '"v2"'
-    assert state.table.lookup("openai", "fake-model").input_cents_per_1m == 111
+    assert state.table.lookup("openai", "fake-model").resolve()["input_mtok"] == 111
 
 
 @pytest.mark.parametrize("failure", ["http", "tampered"])
