@@ -91,15 +91,15 @@ async def test_exception_inside_the_proxy_still_settles(http, relay_url, pool, b
     agent_id = await budgeted_agent()
     fake.configure(words=20)
     calls = {"n": 0}
-    original = ChatStreamCounter.feed
+    original = ChatStreamCounter.events
 
-    def exploding_feed(self, chunk):
+    def exploding_events(self, chunk):
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("bug in the proxy")
         return original(self, chunk)
 
-    monkeypatch.setattr(ChatStreamCounter, "feed", exploding_feed)
+    monkeypatch.setattr(ChatStreamCounter, "events", exploding_events)
     with pytest.raises(aiohttp.ClientPayloadError):
         await _post(http, relay_url, agent_id, chat_body(stream=True))
     await _full_hold_charged(pool, agent_id, "upstream_disconnect")

@@ -33,7 +33,7 @@ async def test_sidecar_uses_the_hosted_instances_signed_table(relay_settings, ds
                 assert r.status == 200
             [row] = await charges(pool, agent_id)
             assert row["billing_breakdown"]["model"] == "gpt-4o-mini"
-            assert served["rates"]["openai"]["gpt-4o-mini"]
+            assert any(m["id"] == "gpt-4o-mini" for m in served["models"]["openai"])
             await assert_ledger_invariants(pool, agent_id)
 
 
@@ -43,7 +43,8 @@ async def test_sidecar_refuses_to_start_on_a_tampered_table(relay_settings, dsn)
     async with running_proxy(authority, dsn) as hosted_url, aiohttp.ClientSession() as http:
         async with http.get(f"{hosted_url}/v1/public/pricing") as r:
             doc = await r.json()
-        doc["rates"]["openai"]["gpt-4o-mini"]["output_cents_per_1m"] = "1"  # cheaper, unsigned
+        [mini] = [m for m in doc["models"]["openai"] if m["id"] == "gpt-4o-mini"]
+        mini["prices"][0]["cents"]["output_mtok"] = "1"  # cheaper, unsigned
 
         from aiohttp import web
 

@@ -126,9 +126,14 @@ async def test_stream_that_ignores_the_clamp_is_cut_at_the_budget(relay_url, poo
     assert finish == "length"
     [row] = await _charges(pool, agent_id)
     assert row["termination_reason"] == "budget_cutoff"
-    assert row["realized_microcents"] == row["wcec_microcents"]  # full hold: usage unknown
+    # Cut at the first event past the clamp: what was forwarded beyond the hold is charged as
+    # counted, and what the budget cannot cover is recorded as overrun, not hidden.
+    beyond = row["realized_microcents"] - row["wcec_microcents"]
+    assert 0 < beyond <= 3 * 1000  # one event, a token or two at gpt-4o's 1000 µ¢ per token
+    assert row["billing_breakdown"]["rule"] == "counted output exceeds the hold"
     figures = await assert_ledger_invariants(pool, agent_id)
-    assert figures["overrun"] == 0 and figures["charges"] <= 1_000_000
+    assert figures["charges"] == 1_000_000
+    assert figures["overrun"] == row["realized_microcents"] - 1_000_000 > 0
 
 
 async def test_provider_error_is_passed_through_and_charges_nothing(relay_url, pool,
