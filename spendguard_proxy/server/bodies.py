@@ -6,6 +6,7 @@ Every failure is an InvalidRequest whose message says what to fix.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -43,15 +44,55 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     if not raw.strip():
         return {}
+    body = loads_strict(raw)
+    if not isinstance(body, dict):
+        raise InvalidRequest("Request body must be a JSON object")
+    return body
+
+
+def loads_strict(raw: bytes) -> Any:
+    """JSON as providers accept it: no NaN/Infinity, integers within 64 bits, finite numbers,
+    valid Unicode. Anything else would reach the provider or the database as garbage (or a
+    500 after the hold was placed), so it is a 400 here, before anything is reserved."""
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant, parse_int=_int64,
+                          parse_float=_finite)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidRequest(f"Request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise InvalidRequest("Request body JSON is nested too deeply") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("Request body must be a JSON object")
+    if b"\\ud" in raw or b"\\uD" in raw:  # only then can a string hold a lone surrogate
+        try:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequest(
+                "Request body has a lone UTF-16 surrogate (\\ud800-\\udfff) in a string; "
+                "send valid Unicode (surrogates only in pairs)"
+            ) from None
     return body
+
+
+_INT64 = 2**63
+
+
+def _no_constant(name: str) -> Any:
+    raise InvalidRequest(f"Request body has {name}, which is not a JSON number; send a number")
+
+
+def _int64(text: str) -> int:
+    if len(text) > 20:  # also spares int() the work on a million-digit number
+        raise InvalidRequest(f"Request body has an integer out of range ({text[:24]}…)")
+    value = int(text)
+    if not -_INT64 <= value < _INT64:
+        raise InvalidRequest(f"Request body has an integer out of range ({text})")
+    return value
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InvalidRequest(f"Request body has a number out of range ({text[:24]})")
+    return value
 
 
 async def parse_body(request: web.Request, model: type[M]) -> M:
