@@ -13,7 +13,7 @@ from aiohttp import web
 from spendguard_proxy import ledger, tokens
 from spendguard_proxy.db.pool import create_pool
 from spendguard_proxy.ledger_batch import LedgerBatcher
-from spendguard_proxy.server import admin_routes, health, provider_routes
+from spendguard_proxy.server import admin_routes, health, model_routes, provider_routes
 from spendguard_proxy.server.auth import KEY_CACHE, KeyCache, auth_middleware
 from spendguard_proxy.server.keys import LEDGER, POOL, PRICING, SETTINGS
 from spendguard_proxy.server.metrics import setup_metrics
@@ -40,6 +40,7 @@ def build_app(settings: Settings, dsn: str) -> web.Application:
     app.router.add_routes(health.routes)
     app.router.add_routes(admin_routes.routes)
     app.router.add_routes(provider_routes.routes)
+    app.router.add_routes(model_routes.routes)
     app.router.add_get("/v1/public/pricing", public_pricing)
     setup_metrics(app)
     return app

@@ -85,6 +85,9 @@ async def native_messages(request: web.Request) -> web.StreamResponse:
                                             _agent_from_headers(request)))
 
 
+# google-genai 3.x calls /v1 by default; upstream always gets /v1beta, which accepts every
+# v1 request (and the v1beta-only fields a v1beta client may send).
+@routes.post("/v1/models/{model_action}")
 @routes.post("/v1beta/models/{model_action}")
 @requires(USE)
 async def native_gemini(request: web.Request) -> web.StreamResponse:
