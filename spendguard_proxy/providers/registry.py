@@ -6,6 +6,7 @@ from spendguard_proxy.providers.anthropic import ANTHROPIC_MESSAGES
 from spendguard_proxy.providers.base import Adapter
 from spendguard_proxy.providers.gemini import GEMINI
 from spendguard_proxy.providers.openai_chat import GROK_CHAT, OPENAI_CHAT
+from spendguard_proxy.providers.openai_embeddings import OPENAI_EMBEDDINGS
 from spendguard_proxy.providers.openai_responses import GROK_RESPONSES, OPENAI_RESPONSES
 
 ADAPTERS: dict[str, Adapter] = {
@@ -13,6 +14,7 @@ ADAPTERS: dict[str, Adapter] = {
     for adapter in (
         OPENAI_CHAT,
         OPENAI_RESPONSES,
+        OPENAI_EMBEDDINGS,
         GROK_CHAT,
         GROK_RESPONSES,
         ANTHROPIC_MESSAGES,

@@ -78,6 +78,13 @@ async def native_responses(request: web.Request) -> web.StreamResponse:
     return await relay(request, call)
 
 
+@routes.post("/v1/embeddings")
+@requires(USE)
+async def native_embeddings(request: web.Request) -> web.StreamResponse:
+    return await relay(request, await _call(request, "openai_embeddings",
+                                            _agent_from_headers(request)))
+
+
 @routes.post("/v1/messages")
 @requires(USE)
 async def native_messages(request: web.Request) -> web.StreamResponse:
