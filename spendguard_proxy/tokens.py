@@ -1,29 +1,35 @@
 """Token counts that must not fall below what a provider bills.
 
-OpenAI models are counted with their own byte-level BPE (o200k or cl100k, from PyPI
-``bpe-openai``, which works offline). Anthropic, Gemini and xAI tokenize differently and
-publish no offline tokenizer, so their text is counted as ``max(o200k, cl100k)`` times a
-per-provider margin, never above the UTF-8 byte length (every byte-level BPE, and
-SentencePiece with byte fallback, spends at most one token per byte).
+OpenAI models are counted exactly with their own byte-level BPE (o200k or cl100k, from PyPI
+``bpe-openai``, which works offline). Anthropic (Claude 3+), Gemini and xAI publish no offline
+tokenizer, so their text gets a bound that holds by construction, ``byte_bound``:
 
-Margins (numerator, denominator), chosen from the providers' published comparisons:
-Claude's tokenizer uses ~1.0-1.2x o200k's count for English and code, and Opus 4.7's new
-tokenizer "up to 1.35x" the previous one, so 3/2; Grok's (131k vocabulary) is close to
-cl100k, 5/4; Gemini's 256k SentencePiece vocabulary is at most cl100k's count for most
-text, 6/5 for CJK and emoji corner cases. OpenAI is exact, 1/1.
+* every byte-level BPE token (Claude, Grok, GPT) is a non-empty byte string, and every
+  SentencePiece token (Gemini/Gemma, byte fallback) is a non-empty piece or a single byte, so a
+  text never needs more tokens than its UTF-8 bytes -- after the tokenizer's normalizer.
+  Claude's published tokenizer (the ``tokenizer.json`` of the anthropic SDK <= 0.38) applies
+  NFKC, which can lengthen a text (U+FDFA is 3 bytes, its NFKC form 33): the bound is the
+  longer of the text and its NFKC form.
+* No character class is tightened below one token per byte: no provider publishes a rule that
+  proves fewer (Gemini's tokenizer, like Gemma's, spends one token per digit -- exactly one per
+  byte). Measured against the real tokenizers we can install (tests/providers/test_bounds.py):
+  the bound is 3-3.6x the true count on English prose, 3.4-4.1x on code, 3-5x on CJK, 1.6-3.7x
+  on emoji, 1.0x (Gemma) to 3x on digits. Where that is too coarse for a budget, the relay asks
+  Anthropic's/Gemini's free count endpoint for the exact figure (server/exact_count.py).
 
-Texts longer than ``EXACT_MAX_BYTES`` are counted by bytes: the BPE runs at ~8-10 MB/s
-and holds the GIL (a thread would not help), so an exact count of a 1 MB prompt would
+OpenAI texts longer than ``EXACT_MAX_BYTES`` are counted by bytes too: the BPE runs at ~8-10
+MB/s and holds the GIL (a thread would not help), so an exact count of a 1 MB prompt would
 block the event loop for ~100-200 ms.
 
-Streamed output is counted by ``OutputTally``: unscaled (so a provider that honours
-max_tokens never appears to exceed it) with the margin applied only to its ``upper`` figure.
+Streamed output is counted by ``OutputTally`` with the BPEs (an estimate to compare against
+max_tokens, not a bound): unscaled, with a per-provider margin applied only to its ``upper``.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 import warnings
 from typing import TYPE_CHECKING
 
@@ -32,7 +38,9 @@ if TYPE_CHECKING:
 
 EXACT_MAX_BYTES = 128 * 1024
 
-# numerator, denominator of the margin applied to max(o200k, cl100k) per pricing provider
+# numerator, denominator of the margin OutputTally.upper applies to max(o200k, cl100k): Claude's
+# tokenizer uses up to ~1.35x o200k's count, Grok's is close to cl100k, Gemini's at most cl100k's
+# for most text. Output only: input text of these providers is bounded by byte_bound.
 _MARGINS: dict[str, tuple[int, int]] = {
     "openai": (1, 1),
     "grok": (5, 4),
@@ -80,18 +88,27 @@ def margin(provider: str) -> tuple[int, int]:
     return _MARGINS.get(provider, _UNKNOWN_MARGIN)
 
 
+def byte_bound(text: str) -> int:
+    """Most tokens any byte-level BPE or byte-fallback SentencePiece tokenizer can make of
+    ``text``: its UTF-8 length, or that of its NFKC form when that is longer."""
+    n_bytes = len(text.encode("utf-8", "surrogatepass"))
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+        return n_bytes
+    normalized = unicodedata.normalize("NFKC", text)
+    return max(n_bytes, len(normalized.encode("utf-8", "surrogatepass")))
+
+
 def count_text(text: str, provider: str, model: str = "") -> int:
-    """Tokens the provider's tokenizer will need for ``text``, rounded up, never less."""
+    """Tokens the provider's tokenizer will need for ``text``, never fewer: exact for OpenAI
+    models (up to EXACT_MAX_BYTES), ``byte_bound`` otherwise."""
     if not text:
         return 0
+    if provider != "openai":
+        return byte_bound(text)
     n_bytes = len(text.encode("utf-8", "surrogatepass"))
     if n_bytes > EXACT_MAX_BYTES:
-        return n_bytes
-    if provider == "openai":
-        return bpe_count(openai_encoding_name(model), text)
-    raw = max(bpe_count("o200k_base", text), bpe_count("cl100k_base", text))
-    num, den = margin(provider)
-    return min(n_bytes, -(-raw * num // den))
+        return byte_bound(text)
+    return bpe_count(openai_encoding_name(model), text)
 
 
 # Characters of context kept per channel: BPE pre-tokenization never merges across more

@@ -1,13 +1,19 @@
-"""Input-token estimate of a whole request body, for every provider.
+"""Input-token bound of a whole request body, for every provider.
 
 One walk over the JSON collects every string (keys included: tool schemas and structured
-output schemas are billed as input) and prices media by the provider's published rules.
-Nothing is rejected: shapes we do not know are counted as text, which overcounts.
+output schemas are billed as input) and prices media by the provider's published rules
+(providers/images.py). Shapes we do not know are counted as text, which overcounts.
 
 Per piece of text we add one token (tokenizing the pieces joined may merge across the
-joins; the provider tokenizes them apart), one per JSON object or array (the chat
-template's role and separator tokens), and a constant per request and for tool use
-(Anthropic's tool-use system prompt is ~350 tokens on Claude 4 models).
+joins; the provider tokenizes them apart, and may add a prefix space to each), one per JSON
+object or array (the chat template's role and separator tokens), and a constant per request
+and for tool use (Anthropic's tool-use system prompt is ~350 tokens on Claude 4 models).
+
+``InputEstimate.media`` holds the audio, image and video parts of ``tokens`` (billing prices
+each modality at its own rate). Audio and video are bounded from what the request states: the
+clip's length read from its header (images.media_seconds), or for a Gemini part referenced by
+URI, ``videoMetadata.endOffset``; a clip whose length cannot be bounded is refused with a 400
+saying what to send.
 
 Content we cannot see -- files referenced by id or URL, PDFs whose pages we cannot count,
 stored previous responses or cached contents -- sets ``unbounded``: the caller should then
@@ -18,28 +24,34 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from spendguard_proxy import tokens
+from spendguard_proxy.errors import InvalidRequest
 from spendguard_proxy.providers import images
 
 REQUEST_OVERHEAD_TOKENS = 8
 FILE_REFERENCE_TOKENS = 32_000  # a referenced file's visible share; `unbounded` covers the rest
 PDF_PAGE_TOKENS = 4_600  # dense text (~3,000) plus the page image (~1,600) on any provider
-MEDIA_BYTES_PER_TOKEN = 16  # audio/video: >= 32 tokens/s of audio at 16 kbit/s is 1 per 64 B
+CLIP_OVERHEAD_TOKENS = 16  # per audio/video part: start/end markers, timestamps
 _TOOLS_OVERHEAD = {"anthropic": 600, "openai": 32, "grok": 64, "gemini": 64}
+_ULTRA_HIGH = "MEDIA_RESOLUTION_ULTRA_HIGH"
 
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(?:;[\w=.-]+)*;base64,", re.ASCII)
 _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![s\w])")
 _PDF_COUNT = re.compile(rb"/Count\s+(\d{1,6})")
+_DURATION = re.compile(r"^\s*(\d{1,9}(?:\.\d{1,9})?)s\s*$")
+_READABLE = "WAV, AIFF, FLAC, Ogg (Opus/Vorbis/FLAC), MP3, AAC (ADTS), MP4/M4A/MOV or WebM"
 
 
 @dataclass(frozen=True, slots=True)
 class InputEstimate:
-    tokens: int
+    tokens: int  # upper bound on every input token billed, media included
     unbounded: bool = False
+    media: dict[str, int] = field(default_factory=dict)  # "audio"/"image"/"video" parts of tokens
 
 
 def estimate_input(
@@ -50,8 +62,10 @@ def estimate_input(
     skip_keys: frozenset[str] = frozenset(),
     unbounded: bool = False,
 ) -> InputEstimate:
-    """Estimate ``body``'s input tokens; ``skip_keys`` are top-level settings, not content."""
-    walk = _Walk(provider, model)
+    """Bound ``body``'s input tokens; ``skip_keys`` are top-level settings, not content.
+
+    Raises InvalidRequest for audio or video whose length the request does not bound."""
+    walk = _Walk(provider, model, ultra=provider == "gemini" and contains_value(body, _ULTRA_HIGH))
     if isinstance(body, dict):
         for key, value in body.items():
             if key not in skip_keys:
@@ -63,12 +77,14 @@ def estimate_input(
 
 
 class _Walk:
-    def __init__(self, provider: str, model: str) -> None:
+    def __init__(self, provider: str, model: str, *, ultra: bool = False) -> None:
         self.provider = provider
         self.model = model
+        self.ultra = ultra  # Gemini 3: some part asks for MEDIA_RESOLUTION_ULTRA_HIGH
         self.pieces: list[str] = []
         self.containers = 0
-        self.media_tokens = 0
+        self.media: dict[str, int] = {}
+        self.other_tokens = 0  # documents and unknown blobs: priced as text
         self.unbounded = False
         self.has_tools = False
 
@@ -78,12 +94,17 @@ class _Walk:
             tokens.count_text(text, self.provider, self.model)
             + len(self.pieces)
             + self.containers
-            + self.media_tokens
+            + self.other_tokens
+            + sum(self.media.values())
             + REQUEST_OVERHEAD_TOKENS
         )
         if self.has_tools:
             total += _TOOLS_OVERHEAD.get(self.provider, 600)
-        return InputEstimate(total, unbounded or self.unbounded)
+        media = {modality: n for modality, n in self.media.items() if n}
+        return InputEstimate(total, unbounded or self.unbounded, media)
+
+    def _add(self, modality: str, n: int) -> None:
+        self.media[modality] = self.media.get(modality, 0) + n
 
     def visit(self, root: Any) -> None:
         # An explicit stack: request bodies can nest deeper than Python's recursion limit.
@@ -125,16 +146,18 @@ class _Walk:
 
     def _media(self, node: dict[str, Any]) -> bool:
         """Price a media part if ``node`` is one; False lets the walk treat it as text."""
+        clip = node.get("videoMetadata", node.get("video_metadata"))
         for key in ("inlineData", "inline_data"):
             blob = node.get(key)
             if isinstance(blob, dict) and isinstance(blob.get("data"), str):
                 mime = blob.get("mimeType") or blob.get("mime_type") or ""
-                self._blob(str(mime), blob["data"], None)
+                self._blob(str(mime), blob["data"], None, clip)
                 return True
         for key in ("fileData", "file_data"):
             ref = node.get(key)
             if isinstance(ref, dict):
-                self._reference(str(ref.get("mimeType") or ref.get("mime_type") or ""), None)
+                mime = str(ref.get("mimeType") or ref.get("mime_type") or "")
+                self._reference(mime, None, clip)
                 return True
         kind = node.get("type")
         if kind == "image_url":
@@ -163,7 +186,7 @@ class _Walk:
         if match:
             self._blob(match.group(1) or "image/", url[match.end() :], detail)
         else:
-            self.media_tokens += images.openai_image_tokens(self.model, None, detail)
+            self._add("image", self._image(None, detail))
         return True
 
     def _openai_file(self, part: Any) -> bool:
@@ -192,25 +215,53 @@ class _Walk:
 
     # ---------------------------------------------------------------- pricing
 
-    def _blob(self, mime: str, data: str, detail: str | None) -> None:
+    def _blob(self, mime: str, data: str, detail: str | None, clip: Any = None) -> None:
         if mime.startswith("image/"):
-            self.media_tokens += self._image(images.size_from_base64(data), detail)
+            self._add("image", self._image(images.size_from_base64(data), detail))
         elif mime == "application/pdf":
             self._pdf(data)
         elif mime.startswith("text/") or mime in ("application/json", "application/xml"):
             self.pieces.append(_decode(data).decode("utf-8", "replace"))
+        elif mime.startswith(("audio/", "video/")):
+            seconds = _clip_seconds(clip)
+            if seconds is None:
+                seconds = images.media_seconds(data)
+            if seconds is None:
+                raise InvalidRequest(
+                    f"Inline {mime} data: SpendGuard cannot read the clip's length from it, so it "
+                    f"cannot bound its tokens. Send {_READABLE} data with its header"
+                    + (", or state videoMetadata.endOffset" if self.provider == "gemini" else "")
+                )
+            self._clip(mime, seconds, clip)
         else:
-            self.media_tokens += _raw_len(data) // MEDIA_BYTES_PER_TOKEN + 64
-            if not mime.startswith(("audio/", "video/")):
-                # Office files and the like: text is extracted from them, size unknown.
-                self.media_tokens += _raw_len(data) // 2
-                self.unbounded = True
+            # Office files and the like: text is extracted from them, size unknown.
+            self.other_tokens += _raw_len(data) // 2 + 64
+            self.unbounded = True
+
+    def _clip(self, mime: str, seconds: float, clip: Any) -> None:
+        whole_s = math.ceil(seconds) + 1  # a started second counts, and a frame at each end
+        if self.provider == "gemini":
+            audio = whole_s * images.GEMINI_AUDIO_TOKENS_PER_S + CLIP_OVERHEAD_TOKENS
+            self._add("audio", audio)  # a video's sound track is billed as audio too
+            if mime.startswith("video/"):
+                frames = math.ceil(seconds * _clip_fps(clip)) + 1
+                per_frame = images.gemini_video_tokens_per_frame(self.model, self.ultra)
+                self._add("video", frames * per_frame + CLIP_OVERHEAD_TOKENS)
+        elif mime.startswith("audio/"):
+            self._add("audio", whole_s * images.OPENAI_AUDIO_TOKENS_PER_S + CLIP_OVERHEAD_TOKENS)
+        else:
+            raise InvalidRequest(
+                f"{mime} input: SpendGuard has no published token rule for {self.provider} "
+                "video, so it cannot bound its cost"
+            )
 
     def _image(self, size: tuple[int, int] | None, detail: str | None) -> int:
         if self.provider == "anthropic":
             return images.anthropic_image_tokens(self.model, size)
         if self.provider == "gemini":
-            return images.gemini_image_tokens(self.model, size)
+            return images.gemini_image_tokens(self.model, size, self.ultra)
+        if self.provider == "grok":
+            return images.grok_image_tokens(size)
         return images.openai_image_tokens(self.model, size, detail)
 
     def _pdf(self, data: str) -> None:
@@ -219,17 +270,64 @@ class _Walk:
         counts = [int(n) for n in _PDF_COUNT.findall(raw)]
         pages = max([pages, *counts])
         if pages:
-            self.media_tokens += pages * PDF_PAGE_TOKENS
+            self.other_tokens += pages * PDF_PAGE_TOKENS
         else:  # compressed object streams hide the page tree
-            self.media_tokens += len(raw) // 2
+            self.other_tokens += len(raw) // 2
             self.unbounded = True
 
-    def _reference(self, mime: str, detail: str | None) -> None:
+    def _reference(self, mime: str, detail: str | None, clip: Any = None) -> None:
         if mime.startswith("image/"):
-            self.media_tokens += self._image(None, detail)
+            self._add("image", self._image(None, detail))
+        elif mime.startswith(("audio/", "video/")):
+            seconds = _clip_seconds(clip)
+            if seconds is None or not mime.startswith("video/"):
+                raise InvalidRequest(
+                    f"fileData ({mime}): SpendGuard cannot bound the length of a clip referenced "
+                    "by URI. "
+                    + (
+                        "State videoMetadata.endOffset (e.g. \"90s\"), or send the video inline"
+                        if mime.startswith("video/")
+                        else f"Send the audio inline (inlineData: {_READABLE})"
+                    )
+                )
+            self._clip(mime, seconds, clip)
         else:
-            self.media_tokens += FILE_REFERENCE_TOKENS
+            self.other_tokens += FILE_REFERENCE_TOKENS
             self.unbounded = True
+
+
+# ---------------------------------------------------------------- Gemini videoMetadata
+
+
+def _clip_seconds(clip: Any) -> float | None:
+    """The clip length a Gemini part states (endOffset - startOffset), or None."""
+    if not isinstance(clip, dict):
+        return None
+    end = _offset_s(clip, "endOffset", "end_offset")
+    if end is None:
+        return None
+    start = _offset_s(clip, "startOffset", "start_offset") or 0.0
+    if end < start:
+        raise InvalidRequest("videoMetadata.endOffset must not be before startOffset")
+    return end - start
+
+
+def _offset_s(clip: dict[str, Any], camel: str, snake: str) -> float | None:
+    value = clip.get(camel, clip.get(snake))
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e9:
+        return float(value)
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return float(match.group(1))
+    raise InvalidRequest(f'videoMetadata.{camel} must be a duration like "12.5s" (got {value!r})')
+
+
+def _clip_fps(clip: Any) -> float:
+    fps = clip.get("fps", 1) if isinstance(clip, dict) else 1
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 60:
+        raise InvalidRequest("videoMetadata.fps must be a number in (0, 60]")
+    return max(1.0, float(fps))
 
 
 def _decode(data: str) -> bytes:
@@ -252,6 +350,8 @@ def _mime_from_name(name: Any) -> str:
             return "image/"
         if lowered.endswith((".txt", ".md", ".csv", ".json")):
             return "text/plain"
+        if lowered.endswith((".wav", ".mp3")):
+            return "audio/" + lowered.rsplit(".", 1)[1]
     return ""
 
 
@@ -263,6 +363,22 @@ def contains_key(root: Any, key: str) -> bool:
         if isinstance(node, dict):
             if key in node:
                 return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+def contains_value(root: Any, value: str) -> bool:
+    """Whether the string ``value`` appears anywhere inside ``root`` (case-insensitive)."""
+    wanted = value.lower()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if len(node) <= 64 and node.lower() == wanted:
+                return True
+        elif isinstance(node, dict):
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)

@@ -34,6 +34,7 @@ from spendguard_proxy.errors import (
 )
 from spendguard_proxy.pricing.ratecard import RateCard
 from spendguard_proxy.providers.base import Adapter, Preflight, ThinkingBudgetUnaffordable
+from spendguard_proxy.server.exact_count import exact_input_tokens
 from spendguard_proxy.server.keys import LEDGER, METRICS, POOL, PRICING, SETTINGS
 from spendguard_proxy.server.middlewares import DATABASE_DOWN
 from spendguard_proxy.server.upstream import session_for
@@ -98,21 +99,9 @@ async def relay(request: web.Request, call: Call) -> web.StreamResponse:
                                  forwarded=settings.forwarded_fields)
     card = app[PRICING].table.lookup(call.adapter.pricing_provider, pre.model)
     api_key = _provider_key(settings, call.adapter, request)
-    input_tokens = pre.input_tokens
-    if pre.input_unbounded:
-        input_tokens += settings.unseen_input_tokens
-    at = datetime.now(UTC)
-    quote = billing.worst_case_quote(
-        card,
-        prices=card.resolve(at, pre.price_context),
-        input_tokens=input_tokens,
-        media_tokens=pre.media_tokens,
-        cache_write=pre.cache_write,
-        fees=pre.fees,
-    )
-    priced = Priced(card, at, quote)
+    prices = card.resolve(datetime.now(UTC), pre.price_context)
     try:
-        reservation = await _reserve(app, call, pre, card, quote, input_tokens)
+        reservation, priced = await _price_and_reserve(request, call, pre, card, prices, api_key)
     except (InsufficientBudget, BudgetLocked) as exc:
         app[METRICS].rejected(exc.status)
         raise
@@ -124,6 +113,38 @@ async def relay(request: web.Request, call: Call) -> web.StreamResponse:
     finally:
         heartbeat.cancel()
         await asyncio.shield(_settle(app, call, pre, priced, reservation, outcome))
+
+
+async def _price_and_reserve(
+    request: web.Request, call: Call, pre: Preflight, card: RateCard, prices, api_key
+) -> tuple[ledger.Reservation, Priced]:
+    """Reserve by the input bound; when that hold does not fit, by the provider's exact count
+    (Anthropic and Gemini count for free) — strict always, exact where it matters."""
+    app = request.app
+    at = datetime.now(UTC)
+    quote, input_tokens = _quote(app[SETTINGS], card, prices, pre, pre.input_tokens)
+    try:
+        reservation = await _reserve(app, call, pre, card, quote, input_tokens)
+    except InsufficientBudget:
+        exact = await exact_input_tokens(app, call.adapter, call.body, api_key, pre.model,
+                                         client_headers=request.headers)
+        if exact is None or exact >= pre.input_tokens:
+            raise
+        quote, input_tokens = _quote(app[SETTINGS], card, prices, pre, exact)
+        reservation = await _reserve(app, call, pre, card, quote, input_tokens)
+    return reservation, Priced(card, at, quote)
+
+
+def _quote(settings: Settings, card: RateCard, prices, pre: Preflight, input_tokens: int):
+    # An exact count below the media bounds caps them too: no part exceeds the whole.
+    media = {m: min(n, input_tokens) for m, n in pre.media_tokens.items()}
+    if pre.input_unbounded:  # input SpendGuard cannot see: stored context, search results
+        input_tokens += settings.unseen_input_tokens
+    quote = billing.worst_case_quote(
+        card, prices=prices, input_tokens=input_tokens, media_tokens=media,
+        cache_write=pre.cache_write, fees=pre.fees,
+    )
+    return quote, input_tokens
 
 
 def _provider_key(settings: Settings, adapter: Adapter, request: web.Request) -> str | None:

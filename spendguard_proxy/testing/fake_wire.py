@@ -3,6 +3,15 @@
 Pure builders, no I/O. A ``Plan`` says what the fake will bill; each ``Wire`` renders it
 as its provider does: ``start()`` events, one ``word()`` event per generated token,
 ``finish()`` events, or the whole non-stream ``body()``.
+
+Where each provider reports the billed options (shapes from the official SDKs' types):
+OpenAI chat: top-level ``service_tier`` in the body and in every chunk; Responses: top-level
+``service_tier`` (the requested value while ``in_progress``, the served one when done) and one
+``web_search_call`` / ``file_search_call`` output item per call; Anthropic: ``usage.service_tier``
+and the ``usage.cache_creation`` TTL split in the message (``message_start``) only --
+``message_delta`` carries the cumulative counts and ``server_tool_use`` but neither of those;
+Gemini: ``groundingMetadata.webSearchQueries`` on the candidate, the served tier only in the
+``x-gemini-service-tier`` response header (``usageMetadata.trafficType`` is Vertex-only).
 """
 
 from __future__ import annotations
@@ -46,10 +55,16 @@ def word_source(limit: int | None) -> Iterator[str]:
 @dataclass
 class Plan:
     model: str
-    prompt_tokens: int
+    prompt_tokens: int  # every input token, cache reads and writes included
     cached_tokens: int = 0
     reasoning_tokens: int = 0  # hidden, billed as output
-    web_search_calls: int = 0
+    web_search_calls: int = 0  # searches run (Gemini: distinct grounding queries)
+    file_search_calls: int = 0  # Responses file_search calls run
+    cache_write_5m_tokens: int = 0  # Anthropic prompt-cache writes by TTL
+    cache_write_1h_tokens: int = 0
+    service_tier: str | None = None  # the tier the call ran on, as the provider names it
+    service_tier_requested: str | None = None  # as the request said it (Responses echo)
+    speed: str | None = None  # Anthropic usage.speed
     choices: int = 1
     omit_usage: bool = False
     include_usage: bool = False  # OpenAI chat stream_options.include_usage
@@ -74,8 +89,12 @@ class ChatWire:
             "object": "chat.completion.chunk",
             "created": plan.created,
             "model": plan.model,
+            "service_tier": plan.service_tier,
             "system_fingerprint": "fp_fake",
         }
+
+    def headers(self) -> dict[str, str]:
+        return {}
 
     def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
         payload = {**self.head, "choices": choices, **extra}
@@ -141,8 +160,11 @@ class ResponsesWire:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.sequence = 0
-        self.message_index = plan.web_search_calls
+        self.message_index = plan.web_search_calls + plan.file_search_calls
         self.msg_id = f"msg_{plan.call_id}"
+
+    def headers(self) -> dict[str, str]:
+        return {}
 
     def _event(self, kind: str, **fields: Any) -> bytes:
         payload = {"type": kind, **fields, "sequence_number": self.sequence}
@@ -150,15 +172,26 @@ class ResponsesWire:
         return _sse(payload, kind)
 
     def _searches(self) -> list[dict[str, Any]]:
-        return [
+        web = [
             {
                 "type": "web_search_call",
                 "id": f"ws_{self.plan.call_id}_{i}",
                 "status": "completed",
-                "action": {"type": "search", "query": "fake"},
+                "action": {"type": "search", "query": f"fake query {i}"},
             }
             for i in range(self.plan.web_search_calls)
         ]
+        files = [
+            {
+                "type": "file_search_call",
+                "id": f"fs_{self.plan.call_id}_{i}",
+                "status": "completed",
+                "queries": [f"fake query {i}"],
+                "results": None,
+            }
+            for i in range(self.plan.file_search_calls)
+        ]
+        return web + files
 
     def _message(self, text: str, status: str) -> dict[str, Any]:
         part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
@@ -188,8 +221,11 @@ class ResponsesWire:
             "tool_choice": "auto",
             "tools": [],
             "text": {"format": {"type": "text"}},
+            "service_tier": self.plan.service_tier_requested or "auto",
             "usage": None,
         }
+        if status != "in_progress":
+            answer["service_tier"] = self.plan.service_tier
         if status == "incomplete":
             answer["incomplete_details"] = {"reason": "max_output_tokens"}
         if words is not None and not self.plan.omit_usage:
@@ -278,20 +314,36 @@ class AnthropicWire:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
 
-    def usage(self, words: int) -> dict[str, Any]:
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def usage(self, words: int, *, whole: bool = True, final: bool = True) -> dict[str, Any]:
+        """``whole``: the Usage object of a message (TTL split, tier, speed); else the
+        cumulative MessageDeltaUsage. ``final``: after the searches ran."""
+        plan = self.plan
+        writes = plan.cache_write_5m_tokens + plan.cache_write_1h_tokens
         usage: dict[str, Any] = {
-            "input_tokens": self.plan.prompt_tokens - self.plan.cached_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": self.plan.cached_tokens,
-            "output_tokens": words + self.plan.reasoning_tokens,
+            "input_tokens": plan.prompt_tokens - plan.cached_tokens - writes,
+            "cache_creation_input_tokens": writes,
+            "cache_read_input_tokens": plan.cached_tokens,
         }
-        if self.plan.reasoning_tokens:
-            usage["output_tokens_details"] = {"thinking_tokens": self.plan.reasoning_tokens}
-        if self.plan.web_search_calls:
+        if whole:
+            usage["cache_creation"] = {
+                "ephemeral_5m_input_tokens": plan.cache_write_5m_tokens,
+                "ephemeral_1h_input_tokens": plan.cache_write_1h_tokens,
+            }
+        usage["output_tokens"] = words + plan.reasoning_tokens
+        if plan.reasoning_tokens:
+            usage["output_tokens_details"] = {"thinking_tokens": plan.reasoning_tokens}
+        if final and plan.web_search_calls:
             usage["server_tool_use"] = {
-                "web_search_requests": self.plan.web_search_calls,
+                "web_search_requests": plan.web_search_calls,
                 "web_fetch_requests": 0,
             }
+        if whole:
+            usage["service_tier"] = plan.service_tier
+            if plan.speed:
+                usage["speed"] = plan.speed
         return usage
 
     def _message(
@@ -309,7 +361,7 @@ class AnthropicWire:
         }
 
     def start(self) -> list[bytes]:
-        usage = {**self.usage(0), "output_tokens": 1}
+        usage = {**self.usage(0, final=False), "output_tokens": 1}
         if self.plan.omit_usage:
             usage = {"input_tokens": 0, "output_tokens": 0}
         return [
@@ -347,7 +399,7 @@ class AnthropicWire:
             },
         }
         if not self.plan.omit_usage:
-            delta["usage"] = self.usage(words)
+            delta["usage"] = self.usage(words, whole=False)
         else:
             delta["usage"] = {"output_tokens": 0}
         return [
@@ -372,6 +424,11 @@ class GeminiWire:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.words = 0
+
+    def headers(self) -> dict[str, str]:
+        """The Gemini API names the tier it served in a header, not in the body."""
+        tier = self.plan.service_tier
+        return {"x-gemini-service-tier": tier} if tier else {}
 
     def usage(self, words: int, final: bool) -> dict[str, Any]:
         meta: dict[str, Any] = {
@@ -422,6 +479,14 @@ class GeminiWire:
     def body(self, text: str, words: int, truncated: bool) -> dict[str, Any]:
         self.words = words
         return self._chunk(text, "MAX_TOKENS" if truncated else "STOP", True)
+
+
+def count_tokens_body(kind: str, tokens: int) -> dict[str, Any]:
+    """The answer of Anthropic ``/v1/messages/count_tokens`` or Gemini ``:countTokens``."""
+    if kind == "anthropic":
+        return {"input_tokens": tokens}
+    details = [{"modality": "TEXT", "tokenCount": tokens}]
+    return {"totalTokens": tokens, "promptTokensDetails": details}
 
 
 def error_body(kind: str, status: int, message: str) -> dict[str, Any]:
