@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # Input the proxy cannot see (file ids, stored conversations, search results) is reserved
     # as this many extra input tokens.
     unseen_input_tokens: int = Field(128_000, ge=0)
+    # When the bound-based hold does not fit, ask Anthropic count_tokens / Gemini countTokens
+    # (free) for the exact input and reserve by it instead of refusing (server/exact_count.py).
+    exact_input_count: bool = True
     capture_content: bool = False
     # Comma-separated adapter:field[=value] entries forwarded although SpendGuard cannot bound
     # their cost (breaks the budget guarantee for calls that use them).
