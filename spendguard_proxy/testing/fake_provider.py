@@ -47,9 +47,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import dataclasses
 import itertools
 import json
+import struct
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -564,6 +566,31 @@ async def _count_tokens(
     return web.json_response(fake_wire.count_tokens_body(route.error_style, prompt_tokens(body)))
 
 
+async def _embeddings(request: web.Request) -> web.Response:
+    """OpenAI embeddings: one vector per input, billed by its cl100k tokens (token arrays:
+    one token per id), like OpenAI's embedding models."""
+    from spendguard_proxy.tokens import bpe_count
+
+    route = _ROUTES["chat"]
+    accepted = await _accept(request, route)
+    if isinstance(accepted, web.Response):
+        return accepted
+    body, _ = accepted
+    model, inputs = body.get("model"), body.get("input")
+    if not isinstance(inputs, list) or (inputs and isinstance(inputs[0], int)):
+        inputs = [inputs]
+    tokens = sum(len(i) if isinstance(i, list) else bpe_count("cl100k_base", str(i))
+                 for i in inputs)
+    request.app[STATE].billed.add(str(model), input_tokens=tokens)
+    vector: Any = [0.0, 0.5, 1.0]
+    if body.get("encoding_format") == "base64":
+        vector = base64.b64encode(struct.pack("<3f", *vector)).decode()
+    vectors = [{"object": "embedding", "index": i, "embedding": vector}
+               for i in range(len(inputs))]
+    return web.json_response({"object": "list", "data": vectors, "model": model,
+                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+
 def _plan(
     route: _Route, body: dict[str, Any], model: str, config: FakeConfig, state: FakeState
 ) -> Plan:
@@ -739,6 +766,7 @@ def make_app() -> web.Application:
     app.router.add_post("/v1/chat/completions", _chat)
     app.router.add_post("/v1/responses", _responses)
     app.router.add_post("/v1/messages", _messages)
+    app.router.add_post("/v1/embeddings", _embeddings)
     app.router.add_post("/v1/messages/count_tokens", _messages_count_tokens)
     app.router.add_post("/v1beta/models/{target}", _gemini)
     app.router.add_post("/v1/models/{target}", _gemini)

@@ -29,6 +29,8 @@ BODIES = {
     },
     "gemini": {"contents": [{"role": "user", "parts": [{"text": TEXT}]}]},
 }
+# Generating adapters; embeddings have no output to clamp or count (tests/relay/test_sdks.py).
+GENERATING = sorted(name for name in ADAPTERS if name != "openai_embeddings")
 CLIENT_HEADERS = {
     "Authorization": "Bearer client-secret",
     "x-api-key": "client-secret",
@@ -81,7 +83,7 @@ async def _call(
 
 
 @pytest.mark.parametrize("stream", [False, True])
-@pytest.mark.parametrize("name", sorted(ADAPTERS))
+@pytest.mark.parametrize("name", GENERATING)
 async def test_usage_matches_what_the_provider_bills(
     fake: FakeProvider, name: str, stream: bool
 ) -> None:
@@ -100,7 +102,7 @@ async def test_usage_matches_what_the_provider_bills(
         assert forwarded
 
 
-@pytest.mark.parametrize("name", sorted(ADAPTERS))
+@pytest.mark.parametrize("name", GENERATING)
 async def test_the_clamp_reaches_the_provider(fake: FakeProvider, name: str) -> None:
     _, _, usage = await _call(fake, name, False, 4, {"x-fake-words": "50"})
     assert usage.output_tokens == 4

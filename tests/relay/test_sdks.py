@@ -170,3 +170,19 @@ async def test_budget_errors_reach_the_sdk(relay_url, pool, budgeted_agent):
     with pytest.raises(openai.BadRequestError, match="Missing x-cynsta-agent-id header"):
         await no_header.chat.completions.create(
             model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+
+
+async def test_openai_embeddings_are_reserved_and_charged_exactly(relay_url, pool,
+                                                                  budgeted_agent, fake):
+    agent_id = await budgeted_agent()
+    client = _openai(relay_url, agent_id)
+    await _closing(client)
+    answer = await client.embeddings.create(model="text-embedding-3-small",
+                                            input=["hello there", "東京 🗼"])
+    assert len(answer.data) == 2 and len(answer.data[0].embedding) == 3
+    [row] = await _charges(pool, agent_id)
+    assert row["input_tokens"] == answer.usage.prompt_tokens > 0
+    assert row["output_tokens"] == 0
+    # text-embedding-3-small: $0.02 per 1M tokens = 2 µ¢ per token; the hold was exact.
+    assert row["realized_microcents"] == 2 * answer.usage.prompt_tokens == row["wcec_microcents"]
+    await assert_ledger_invariants(pool, agent_id)
