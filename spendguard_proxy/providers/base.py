@@ -142,8 +142,10 @@ class Adapter(Protocol):
         model: str | None = None,
         stream: bool | None = None,
         forwarded: frozenset[str] = frozenset(),
+        headers: Mapping[str, str] | None = None,
     ) -> Preflight:
-        """Validate and classify ``body`` (``forwarded``: CAP_FORWARD_UNPRICED_FIELDS)."""
+        """Validate and classify ``body`` and the client's ``headers`` (``anthropic-beta``);
+        ``forwarded``: CAP_FORWARD_UNPRICED_FIELDS."""
 
     def build_upstream(
         self,
@@ -155,7 +157,10 @@ class Adapter(Protocol):
         api_key: str | None,
         client_headers: Mapping[str, str],
         model: str | None = None,
-    ) -> tuple[str, dict[str, str], bytes]: ...
+        price_context: Mapping[str, str] | None = None,
+    ) -> tuple[str, dict[str, str], bytes]:
+        """The upstream request; ``price_context`` is the variant the hold was priced at,
+        for adapters that must send it (an option whose provider default may cost more)."""
 
     def usage_from_json(self, answer: Any, preflight: Preflight | None = None) -> Usage | None: ...
 

@@ -44,6 +44,7 @@ class EmbeddingsAdapter:
         model: str | None = None,
         stream: bool | None = None,
         forwarded: frozenset[str] = frozenset(),
+        headers: Mapping[str, str] | None = None,
     ) -> Preflight:
         body = base.require_object(body)
         fields.check_fields(self.name, body, EMBEDDINGS_FIELDS, forwarded)
@@ -66,6 +67,7 @@ class EmbeddingsAdapter:
         api_key: str | None,
         client_headers: Mapping[str, str],
         model: str | None = None,
+        price_context: Mapping[str, str] | None = None,  # the variant priced
     ) -> tuple[str, dict[str, str], bytes]:
         headers = base.forwarded_headers(client_headers)
         headers["Content-Type"] = "application/json"

@@ -9,6 +9,11 @@
 excludes cache tokens; Gemini ``promptTokenCount`` and ``candidatesTokenCount``), the
 completion is the text blocks joined with newlines, and other body keys are not sent.
 Unlike the reference, content-block lists are accepted and ``stream: true`` is honoured.
+
+Field classification (DESIGN §10): the tables below name what each route keeps; any other
+key is dropped here (free: it never reaches the provider). What is kept becomes a native
+body that the native adapter's own table then classifies (cache_control TTLs, content), and
+its build_upstream pins the standard service tier.
 """
 
 from __future__ import annotations
@@ -17,7 +22,25 @@ from typing import Any, NamedTuple
 
 from spendguard_proxy.errors import InvalidRequest
 from spendguard_proxy.providers import base
+from spendguard_proxy.providers.fields import Rule, bounded, free
 from spendguard_proxy.providers.gemini import bare_model
+
+_NATIVE = "kept, then classified by the native adapter's table"
+ANTHROPIC_REFERENCE_FIELDS: dict[str, Rule] = {
+    "model": bounded(f"selects the price row; {_NATIVE}"),
+    "messages": bounded(f"counted into the input-token estimate; {_NATIVE}"),
+    "system": bounded(f"counted into the input-token estimate; {_NATIVE}"),
+    "temperature": free("sampling control; output stays under the clamped max_tokens"),
+    "max_tokens": bounded("the output cap SpendGuard prices and clamps"),
+    "stream": free("same tokens"),
+}
+GEMINI_REFERENCE_FIELDS: dict[str, Rule] = {
+    "model": bounded("selects the price row"),
+    "prompt": bounded("counted into the input-token estimate"),
+    "temperature": free("sampling control; output stays under the clamped maxOutputTokens"),
+    "max_tokens": bounded("sent as maxOutputTokens: the output cap SpendGuard prices and clamps"),
+    "stream": free("same tokens"),
+}
 
 
 class GeminiReference(NamedTuple):

@@ -83,7 +83,7 @@ async def exact_input_tokens(
     provider = getattr(adapter, "pricing_provider", "")
     base_url = str(getattr(settings, adapter.base_url_setting, "")).rstrip("/")
     if provider == "anthropic":
-        url, headers, payload = _anthropic_request(base_url, body, api_key, client_headers or {})
+        url, headers, payload = anthropic_count_request(base_url, body, api_key, client_headers or {})
     elif provider == "gemini":
         url, headers, payload = _gemini_request(base_url, body, api_key, model)
     else:
@@ -116,7 +116,7 @@ async def _post(
         return json.loads(text)
 
 
-def _anthropic_request(
+def anthropic_count_request(
     base_url: str, body: Mapping[str, Any], api_key: str, client_headers: Mapping[str, str]
 ) -> tuple[str, dict[str, str], bytes]:
     payload = {key: body[key] for key in _ANTHROPIC_FIELDS if key in body}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -96,9 +97,10 @@ async def relay(request: web.Request, call: Call) -> web.StreamResponse:
     app = request.app
     settings: Settings = app[SETTINGS]
     pre = call.adapter.preflight(call.body, model=call.model, stream=call.stream,
-                                 forwarded=settings.forwarded_fields)
+                                 forwarded=settings.forwarded_fields, headers=request.headers)
     card = app[PRICING].table.lookup(call.adapter.pricing_provider, pre.model)
-    api_key = _provider_key(settings, call.adapter, request)
+    api_key = provider_key(settings, call.adapter, request)
+    pre = _pin_defaults(pre, card)
     prices = card.resolve(datetime.now(UTC), pre.price_context)
     try:
         reservation, priced = await _price_and_reserve(request, call, pre, card, prices, api_key)
@@ -113,6 +115,20 @@ async def relay(request: web.Request, call: Call) -> web.StreamResponse:
     finally:
         heartbeat.cancel()
         await asyncio.shield(_settle(app, call, pre, priced, reservation, outcome))
+
+
+# Options whose provider default may be a dearer variant: where the model prices the option,
+# the standard value is priced and sent (Anthropic's workspace default geo may be "us").
+_PINNED_DEFAULTS = {"inference_geo": "global"}
+
+
+def _pin_defaults(pre: Preflight, card: RateCard) -> Preflight:
+    options = card.option_values
+    pinned = {k: v for k, v in _PINNED_DEFAULTS.items()
+              if k not in pre.price_context and v in options.get(k, ())}
+    if not pinned:
+        return pre
+    return dataclasses.replace(pre, price_context={**pre.price_context, **pinned})
 
 
 async def _price_and_reserve(
@@ -147,7 +163,7 @@ def _quote(settings: Settings, card: RateCard, prices, pre: Preflight, input_tok
     return quote, input_tokens
 
 
-def _provider_key(settings: Settings, adapter: Adapter, request: web.Request) -> str | None:
+def provider_key(settings: Settings, adapter: Adapter, request: web.Request) -> str | None:
     configured = getattr(settings, adapter.api_key_setting)
     if configured:
         return configured
@@ -249,6 +265,7 @@ async def _forward(
             api_key=api_key,
             client_headers=request.headers,
             model=pre.model,
+            price_context=pre.price_context,
         )
     except ThinkingBudgetUnaffordable as exc:
         outcome.voided = True

@@ -60,7 +60,7 @@ async def test_settle_is_capped_at_hold_plus_unreserved_money_and_records_overru
 
 async def test_402_when_not_even_the_input_fits(pool):
     agent_id = await new_agent(pool, limit_cents=1)
-    with pytest.raises(InsufficientBudget, match="cents available"):
+    with pytest.raises(InsufficientBudget, match="1 ¢ available"):
         await ledger.reserve(pool, request(agent_id, fixed=2 * CENT), ttl_s=60)
     res = await ledger.reserve(pool, request(agent_id, fixed=CENT // 2, rate=Fraction(1000),
                                              max_tokens=10**6), ttl_s=60)

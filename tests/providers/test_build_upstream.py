@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from spendguard_proxy.providers.base import ThinkingBudgetUnaffordable
+from spendguard_proxy.providers.base import DEFAULT_TOOL_CALLS_MAX, ThinkingBudgetUnaffordable
 from spendguard_proxy.providers.registry import ADAPTERS, get_adapter
 
 CLIENT_HEADERS = {
@@ -42,7 +42,10 @@ BODIES = {
         "messages": [{"role": "user", "content": "hi"}],
     },
     "gemini": {"contents": [{"parts": [{"text": "hi"}]}]},
+    "openai_embeddings": {"model": "text-embedding-3-small", "input": "hi"},
 }
+# What build_upstream adds besides the clamped field: the tier SpendGuard priced.
+PINNED = {"service_tier", "serviceTier"}
 
 
 def _build(
@@ -157,7 +160,7 @@ def test_clamps_the_field_the_client_sent_or_the_default(name: str, body: dict, 
     assert sent[field] == 77
     others = {"max_tokens", "max_completion_tokens", "max_output_tokens"} - {field}
     assert not any(key in sent and key not in body for key in others)
-    assert {k: v for k, v in sent.items() if k not in (field, "stream")} == {
+    assert {k: v for k, v in sent.items() if k not in (field, "stream", *PINNED)} == {
         k: v for k, v in body.items() if k != field
     }
 
@@ -172,6 +175,7 @@ def test_gemini_clamps_camel_or_snake_case() -> None:
     assert _build("gemini", body)[2] == {
         "contents": [],
         "generation_config": {"max_output_tokens": 77},
+        "serviceTier": "standard",
     }
     assert _build("gemini", {"contents": []})[2]["generationConfig"] == {"maxOutputTokens": 77}
     assert body == {"contents": [], "generation_config": {"max_output_tokens": 900}}  # not mutated
@@ -249,3 +253,82 @@ def test_adapter_settings_names() -> None:
             adapter.api_key_env,
         ) == (provider, base_url, key, env)
         assert base_url in Settings.model_fields and key in Settings.model_fields
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "sent_tier"),
+    [
+        ("openai_chat", BODIES["openai_chat"], "default"),
+        ("openai_chat", {**BODIES["openai_chat"], "service_tier": "auto"}, "default"),
+        ("openai_chat", {**BODIES["openai_chat"], "service_tier": "priority"}, "priority"),
+        ("openai_chat", {**BODIES["openai_chat"], "service_tier": "flex"}, "flex"),
+        ("grok_chat", BODIES["grok_chat"], "default"),
+        ("openai_responses", BODIES["openai_responses"], "default"),
+        ("openai_responses", {**BODIES["openai_responses"], "service_tier": "auto"}, "default"),
+        ("openai_responses", {**BODIES["openai_responses"], "service_tier": "fast"}, "fast"),
+        ("anthropic_messages", BODIES["anthropic_messages"], "standard_only"),
+        (
+            "anthropic_messages",
+            {**BODIES["anthropic_messages"], "service_tier": "auto"},
+            "standard_only",
+        ),
+    ],
+)
+def test_the_tier_priced_is_sent_explicitly(name: str, body: dict, sent_tier: str) -> None:
+    """An absent tier (or 'auto') takes the account's default, which may be priority."""
+    assert _build(name, body)[2]["service_tier"] == sent_tier
+
+
+def test_gemini_sends_the_standard_tier_unless_the_client_named_one() -> None:
+    assert _build("gemini", BODIES["gemini"])[2]["serviceTier"] == "standard"
+    flex = _build("gemini", {**BODIES["gemini"], "serviceTier": "flex"})[2]
+    assert flex["serviceTier"] == "flex"
+    snake = _build("gemini", {**BODIES["gemini"], "service_tier": "flex"})[2]
+    assert snake["service_tier"] == "flex" and "serviceTier" not in snake
+
+
+def test_responses_sends_the_tool_call_cap_the_hold_assumed() -> None:
+    search = {**BODIES["openai_responses"], "tools": [{"type": "web_search"}]}
+    assert _build("openai_responses", search)[2]["max_tool_calls"] == DEFAULT_TOOL_CALLS_MAX
+    own = {**search, "max_tool_calls": 3}
+    assert _build("openai_responses", own)[2]["max_tool_calls"] == 3
+    assert get_adapter("openai_responses").preflight(own).fees == {"web_searches": 3}
+    function_only = {
+        **BODIES["openai_responses"],
+        "tools": [{"type": "function", "name": "f", "parameters": {}}],
+    }
+    assert "max_tool_calls" not in _build("openai_responses", function_only)[2]
+
+
+def test_anthropic_sends_max_uses_on_web_search_and_fetch() -> None:
+    tools = [
+        {"type": "web_search_20250305", "name": "web_search"},
+        {"type": "web_search_20260209", "name": "web_search_2", "max_uses": 2},
+        {"type": "web_fetch_20250910", "name": "web_fetch"},
+        {"name": "get_weather", "input_schema": {"type": "object"}},
+    ]
+    body = {**BODIES["anthropic_messages"], "tools": tools}
+    sent = _build("anthropic_messages", body)[2]["tools"]
+    assert [tool.get("max_uses") for tool in sent] == [DEFAULT_TOOL_CALLS_MAX, 2,
+                                                       DEFAULT_TOOL_CALLS_MAX, None]
+    assert get_adapter("anthropic_messages").preflight(body).fees == {
+        "web_searches": DEFAULT_TOOL_CALLS_MAX + 2
+    }
+    assert body["tools"][0] == {"type": "web_search_20250305", "name": "web_search"}  # intact
+
+
+def test_anthropic_sends_the_inference_geo_it_was_priced_at() -> None:
+    """With no inference_geo the workspace default applies (maybe "us", dearer): the relay
+    passes the geo it priced for models whose price table has the option."""
+    adapter = get_adapter("anthropic_messages")
+
+    def sent(body: dict, context: dict | None) -> dict:
+        raw = adapter.build_upstream(body, max_tokens=5, stream=False, base_url="http://x",
+                                     api_key="k", client_headers={}, price_context=context)[2]
+        return json.loads(raw)
+
+    body = BODIES["anthropic_messages"]
+    assert sent(body, {"inference_geo": "global"})["inference_geo"] == "global"
+    assert "inference_geo" not in sent(body, None)
+    assert sent({**body, "inference_geo": "us"}, {"inference_geo": "global"})["inference_geo"] \
+        == "us"

@@ -114,7 +114,7 @@ def test_openai_chat_fields() -> None:
     search = get_adapter("openai_chat").preflight(
         {"model": "gpt-4o-search-preview", "messages": MSG, "web_search_options": {}}
     )
-    assert search.tool_calls_max == 1 and search.input_unbounded
+    assert search.fees == {"web_searches": 1} and search.input_unbounded
 
 
 def test_responses_builtin_tools_and_stored_context() -> None:
@@ -126,7 +126,7 @@ def test_responses_builtin_tools_and_stored_context() -> None:
             "tools": [{"type": "function", "name": "f", "parameters": {}}],
         }
     )
-    assert plain.tool_calls_max == 0 and not plain.input_unbounded
+    assert plain.fees == {} and not plain.input_unbounded
     searching = adapter.preflight(
         {
             "model": "gpt-4.1",
@@ -134,7 +134,8 @@ def test_responses_builtin_tools_and_stored_context() -> None:
             "tools": [{"type": "web_search"}, {"type": "file_search"}],
         }
     )
-    assert searching.tool_calls_max == 8 and searching.input_unbounded
+    assert searching.fees == {"web_searches": 8, "storage_searches": 8}
+    assert searching.input_unbounded
     capped = adapter.preflight(
         {
             "model": "gpt-4.1",
@@ -143,17 +144,15 @@ def test_responses_builtin_tools_and_stored_context() -> None:
             "tools": [{"type": "web_search_preview"}],
         }
     )
-    assert capped.tool_calls_max == 3
+    assert capped.fees == {"web_searches": 3}
     chained = adapter.preflight(
         {"model": "gpt-4.1", "input": "and then?", "previous_response_id": "resp_1"}
     )
     assert chained.input_unbounded
-    assert (
-        get_adapter("grok_responses")
-        .preflight({"model": "grok-4", "input": "x", "tools": [{"type": "x_search"}]})
-        .tool_calls_max
-        == 8
-    )
+    with pytest.raises(InvalidRequest, match="tools='x_search'"):
+        get_adapter("grok_responses").preflight(
+            {"model": "grok-4", "input": "x", "tools": [{"type": "x_search"}]}
+        )
 
 
 def test_anthropic_cache_thinking_and_web_search() -> None:
@@ -167,10 +166,11 @@ def test_anthropic_cache_thinking_and_web_search() -> None:
         "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}],
     }
     pre = adapter.preflight(body)
-    assert pre.cache_write and pre.thinking_budget == 1500 and pre.tool_calls_max == 3
+    assert pre.cache_write == "5m" and pre.thinking_budget == 1500
+    assert pre.fees == {"web_searches": 3}
     assert pre.requested_max_tokens == 2000 and pre.input_unbounded
     plain = adapter.preflight({"model": "claude-sonnet-4-6", "messages": MSG})
-    assert not plain.cache_write and plain.thinking_budget is None and plain.tool_calls_max == 0
+    assert plain.cache_write is None and plain.thinking_budget is None and plain.fees == {}
     assert plain.requested_max_tokens is None and not plain.input_unbounded
 
 
@@ -182,14 +182,18 @@ def test_gemini_grounding_and_candidates() -> None:
         "generationConfig": {"maxOutputTokens": 500, "candidateCount": 2},
     }
     pre = adapter.preflight(body, model="models/gemini-2.5-flash", stream=True)
-    assert pre.grounding and pre.tool_calls_max > 0 and pre.stream
+    assert pre.fees == {"web_searches": 1} and pre.stream  # one fee per grounded prompt
     assert (pre.model, pre.requested_max_tokens, pre.choices) == ("gemini-2.5-flash", 500, 2)
     assert pre.max_tokens_field == "generationConfig.maxOutputTokens"
     plain = adapter.preflight({"contents": []}, model="gemini-2.5-flash")
-    assert not plain.grounding and not plain.stream and plain.requested_max_tokens is None
+    assert plain.fees == {} and not plain.stream and plain.requested_max_tokens is None
 
 
-@pytest.mark.parametrize("name", sorted(ADAPTERS))
+# Embeddings take strings or token arrays only (their own tests).
+GENERATIVE = sorted(set(ADAPTERS) - {"openai_embeddings"})
+
+
+@pytest.mark.parametrize("name", GENERATIVE)
 def test_odd_but_valid_content_is_estimated_not_rejected(name: str) -> None:
     weird = [
         {
@@ -201,6 +205,7 @@ def test_odd_but_valid_content_is_estimated_not_rejected(name: str) -> None:
             ],
         }
     ]
-    body = {"model": "m", "messages": weird, "input": weird, "contents": weird}
+    key = {"openai_responses": "input", "grok_responses": "input"}.get(name, "messages")
+    body = {"contents": weird} if name == "gemini" else {"model": "m", key: weird}
     pre = get_adapter(name).preflight(body, model="gemini-2.5-flash")
     assert pre.input_tokens > 0 and pre.input_unbounded

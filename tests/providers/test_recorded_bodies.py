@@ -81,3 +81,62 @@ def test_recording_is_well_formed(path: Path) -> None:
 def test_no_secret_leaks_into_recordings() -> None:
     for path in FILES:
         assert "sk-recording-not-a-key" not in path.read_text(), path.name
+
+
+# ---------------------------------------------------------------- through the field tables
+
+# Recorded API -> the adapter that relays it. count_tokens is not relayed (it is free and
+# SpendGuard has no route for it): listed so that no recording is silently left out.
+ADAPTER_FOR_API = {
+    "openai.chat_completions": "openai_chat",
+    "openai.responses": "openai_responses",
+    "openai.embeddings": "openai_embeddings",
+    "anthropic.messages": "anthropic_messages",
+    "gemini.generate_content": "gemini",
+    "gemini.stream_generate_content": "gemini",
+    "anthropic.count_tokens": None,
+    "gemini.count_tokens": None,
+}
+_GEMINI_MODEL = re.compile(r"/models/([\w.-]+):")
+
+
+def test_every_recorded_api_is_accounted_for() -> None:
+    assert {_load(p)["api"] for p in FILES} <= ADAPTER_FOR_API.keys()
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
+def test_recorded_body_passes_its_adapter_and_can_be_priced(path: Path) -> None:
+    """No official client's request is refused, and each can be held with the bundled
+    prices (no unpriced tier, tool or cache TTL among them)."""
+    from datetime import UTC, datetime
+
+    from spendguard_proxy import billing
+    from spendguard_proxy.pricing.sources import load_bundled
+    from spendguard_proxy.providers.registry import get_adapter
+
+    doc = _load(path)
+    name = ADAPTER_FOR_API[doc["api"]]
+    if name is None:
+        assert doc["api"].endswith(".count_tokens")  # the only APIs SpendGuard does not relay
+        return
+    adapter = get_adapter(name)
+    model = stream = None
+    if name == "gemini":
+        model = _GEMINI_MODEL.search(doc["path"]).group(1)
+        stream = doc["api"] == "gemini.stream_generate_content"
+    kwargs = {"headers": doc["headers"]} if name != "openai_embeddings" else {}
+    pre = adapter.preflight(doc["body"], model=model, stream=stream, **kwargs)
+    card = load_bundled().lookup(adapter.pricing_provider, pre.model)
+    billing.worst_case_quote(
+        card,
+        prices=card.resolve(datetime.now(UTC), pre.price_context),
+        input_tokens=pre.input_tokens,
+        media_tokens=pre.media_tokens,
+        cache_write=pre.cache_write,
+        fees=pre.fees,
+    )
+    url, _, raw = adapter.build_upstream(
+        doc["body"], max_tokens=4096, stream=pre.stream, base_url="http://up.test",
+        api_key="k", client_headers=doc["headers"], model=pre.model,
+    )
+    assert url.startswith("http://up.test") and json.loads(raw)

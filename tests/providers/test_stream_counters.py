@@ -91,10 +91,10 @@ CASES = {
             output_tokens=214,
             cached_input_tokens=10,
             reasoning_tokens=200,
-            grounding_queries=3,
+            grounding_queries=3,  # Gemini 3 bills each query (2.x: one per grounded prompt)
         ),
         "".join(streams.GEMINI_TEXT),
-        model="gemini-2.5-flash",
+        model="gemini-3.5-flash",
     ),
 }
 
@@ -249,3 +249,114 @@ def test_openai_count_is_the_exact_encoding() -> None:
     tool = "get_weather" + "".join(streams.CHAT_TOOL_ARGS)
     counted = bpe_count("o200k_base", content) + bpe_count("o200k_base", tool)
     assert counter.output_tokens_upper == max(counted, 31)
+
+
+# ---------------------------------------------------------------- tier and cache-TTL usage
+
+
+def _sse(payloads: list[dict], *, named: bool = False) -> bytes:
+    out = b""
+    for payload in payloads:
+        if named:
+            out += f"event: {payload['type']}\n".encode()
+        out += b"data: " + json.dumps(payload).encode() + b"\n\n"
+    return out
+
+
+def _stream_usage(adapter_name: str, body: dict, stream: bytes, model: str | None = None):
+    adapter = get_adapter(adapter_name)
+    counter = adapter.new_stream_counter(adapter.preflight(body, model=model, stream=True))
+    for chunk in every_byte(stream):
+        counter.feed(chunk)
+    counter.finish()
+    assert counter.done
+    return counter.usage
+
+
+def test_chat_stream_reports_the_tier_that_served_it() -> None:
+    head = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-6-sol",
+            "service_tier": "priority"}
+    stream = _sse([
+        {**head, "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]},
+        {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        {**head, "choices": [], "usage": {
+            "prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12,
+            "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 8}}},
+    ]) + b"data: [DONE]\n\n"
+    body = {"model": "gpt-6-sol", "messages": MESSAGES, "service_tier": "priority"}
+    usage = _stream_usage("openai_chat", body, stream)
+    assert usage == Usage(input_tokens=10, output_tokens=2, cache_write_tokens=8,
+                          service_tier="priority")
+
+
+def test_chat_json_answer_reports_its_tier() -> None:
+    answer = {"service_tier": "default",
+              "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}}
+    usage = get_adapter("openai_chat").usage_from_json(answer)
+    assert usage is not None and usage.service_tier == "default"
+
+
+def test_responses_stream_reports_tier_and_cache_writes() -> None:
+    response = {"id": "r1", "object": "response", "model": "gpt-6-sol", "status": "completed",
+                "service_tier": "flex", "output": [
+                    {"type": "code_interpreter_call", "id": "ci1"},
+                    {"type": "message", "content": [{"type": "output_text", "text": "ok"}]}],
+                "usage": {"input_tokens": 40, "output_tokens": 3, "total_tokens": 43,
+                          "input_tokens_details": {"cached_tokens": 10, "cache_write_tokens": 30},
+                          "output_tokens_details": {"reasoning_tokens": 0}}}
+    stream = _sse([
+        {"type": "response.created", "sequence_number": 0,
+         "response": {**response, "status": "in_progress", "output": [], "usage": None}},
+        {"type": "response.output_text.delta", "sequence_number": 1, "output_index": 1,
+         "content_index": 0, "delta": "ok"},
+        {"type": "response.completed", "sequence_number": 2, "response": response},
+    ], named=True)
+    body = {"model": "gpt-6-sol", "input": "hi", "service_tier": "flex"}
+    usage = _stream_usage("openai_responses", body, stream)
+    assert usage == Usage(input_tokens=40, output_tokens=3, cached_input_tokens=10,
+                          cache_write_tokens=30, code_executions=1, service_tier="flex")
+
+
+def test_anthropic_stream_reads_1h_cache_writes_and_tier() -> None:
+    start_usage = {
+        "input_tokens": 5, "output_tokens": 1, "cache_creation_input_tokens": 3000,
+        "cache_read_input_tokens": 0, "service_tier": "standard",
+        "cache_creation": {"ephemeral_5m_input_tokens": 1000, "ephemeral_1h_input_tokens": 2000},
+    }
+    stream = _sse([
+        {"type": "message_start", "message": {
+            "id": "m1", "type": "message", "role": "assistant", "model": "claude-opus-5",
+            "content": [], "usage": start_usage}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0,
+         "delta": {"type": "text_delta", "text": "Hello"}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+         "usage": {"output_tokens": 2}},
+        {"type": "message_stop"},
+    ], named=True)
+    body = {"model": "claude-opus-5", "messages": MESSAGES, "system": [
+        {"type": "text", "text": "long", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}
+    usage = _stream_usage("anthropic_messages", body, stream)
+    assert usage == Usage(input_tokens=3005, output_tokens=2, cache_write_tokens=3000,
+                          cache_write_1h_tokens=2000, service_tier="standard")
+    assert get_adapter("anthropic_messages").preflight(body).cache_write == "1h"
+
+
+def test_anthropic_json_answer_1h_writes_are_a_part_of_all_writes() -> None:
+    answer = {"usage": {"input_tokens": 1, "output_tokens": 1, "cache_creation_input_tokens": 0,
+                        "cache_creation": {"ephemeral_1h_input_tokens": 50},
+                        "service_tier": "priority"}}
+    usage = get_adapter("anthropic_messages").usage_from_json(answer)
+    assert usage is not None
+    assert (usage.cache_write_tokens, usage.cache_write_1h_tokens) == (50, 50)
+    assert usage.input_tokens == 51 and usage.service_tier == "priority"
+
+
+def test_gemini_usage_reads_a_reported_tier() -> None:
+    answer = {"usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2,
+                                "totalTokenCount": 5, "serviceTier": "SERVICE_TIER_FLEX"}}
+    usage = get_adapter("gemini").usage_from_json(answer)
+    assert usage is not None and usage.service_tier == "flex"
+    plain = get_adapter("gemini").usage_from_json({"usageMetadata": {"promptTokenCount": 1}})
+    assert plain is not None and plain.service_tier is None
