@@ -14,6 +14,7 @@ from aiohttp import web
 from spendguard_proxy.errors import InvalidRequest, NotFound
 from spendguard_proxy.providers import reference as reference_shapes
 from spendguard_proxy.providers.registry import get_adapter
+from spendguard_proxy.server import count_routes
 from spendguard_proxy.server.auth import requires, tenant_of
 from spendguard_proxy.server.bodies import parse_uuid, read_json_object
 from spendguard_proxy.server.relay import Call, relay
@@ -85,6 +86,13 @@ async def native_embeddings(request: web.Request) -> web.StreamResponse:
                                             _agent_from_headers(request)))
 
 
+@routes.post("/v1/messages/count_tokens")
+@requires(USE)
+async def native_count_tokens(request: web.Request) -> web.Response:
+    agent_id, _ = _agent_from_headers(request)
+    return await count_routes.anthropic_count_tokens(request, agent_id)
+
+
 @routes.post("/v1/messages")
 @requires(USE)
 async def native_messages(request: web.Request) -> web.StreamResponse:
@@ -99,9 +107,12 @@ async def native_messages(request: web.Request) -> web.StreamResponse:
 @requires(USE)
 async def native_gemini(request: web.Request) -> web.StreamResponse:
     model, _, action = request.match_info["model_action"].rpartition(":")
+    if action == "countTokens" and model:
+        agent_id, _ = _agent_from_headers(request)
+        return await count_routes.gemini_count_tokens(request, agent_id, model)
     if action not in ("generateContent", "streamGenerateContent") or not model:
-        raise NotFound("No such route: use models/{model}:generateContent or"
-                       " :streamGenerateContent")
+        raise NotFound("No such route: use models/{model}:generateContent,"
+                       " :streamGenerateContent or :countTokens")
     return await relay(request, await _call(
         request, "gemini", _agent_from_headers(request), model=model,
         stream=action == "streamGenerateContent",
