@@ -7,6 +7,15 @@ the CLI prints the message as one line on stderr.
 
 from __future__ import annotations
 
+_MICROCENTS_PER_CENT = 1_000_000
+
+
+def format_cents(microcents: int) -> str:
+    """Exact money for messages, from integer microcents: 960000 -> "0.96 ¢"."""
+    sign = "-" if microcents < 0 else ""
+    whole, frac = divmod(abs(microcents), _MICROCENTS_PER_CENT)
+    return f"{sign}{whole}" + (f".{frac:06d}".rstrip("0") if frac else "") + " ¢"
+
 
 class SpendGuardError(Exception):
     status = 500
@@ -26,6 +35,10 @@ class SpendGuardError(Exception):
 class InvalidRequest(SpendGuardError):
     status = 400
     type = "invalid_request"
+
+
+class UnsupportedMediaType(InvalidRequest):
+    status = 415
 
 
 class UnknownModel(InvalidRequest):

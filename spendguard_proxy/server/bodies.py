@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
 
-from spendguard_proxy.errors import InvalidRequest
+from spendguard_proxy.errors import InvalidRequest, UnsupportedMediaType
 
 MAX_CENTS = 10**12
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -41,6 +41,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
+    require_json(request)
     raw = await request.read()
     if not raw.strip():
         return {}
@@ -48,6 +49,21 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequest("Request body must be a JSON object")
     return body
+
+
+def require_json(request: web.Request) -> None:
+    """Only JSON bodies, checked before a body is read: a web page can post a form or
+    text/plain cross-site to a sidecar on 127.0.0.1 without a CORS preflight, but not JSON."""
+    if request.body_exists and not _is_json(request.content_type):
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, got {request.content_type!r}"
+        )
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
 
 
 def loads_strict(raw: bytes) -> Any:

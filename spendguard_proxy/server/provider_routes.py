@@ -16,7 +16,7 @@ from spendguard_proxy.providers import reference as reference_shapes
 from spendguard_proxy.providers.registry import get_adapter
 from spendguard_proxy.server import count_routes
 from spendguard_proxy.server.auth import requires, tenant_of
-from spendguard_proxy.server.bodies import parse_uuid, read_json_object
+from spendguard_proxy.server.bodies import parse_uuid, read_json_object, require_json
 from spendguard_proxy.server.relay import Call, relay
 
 USE = "cap:use"
@@ -43,6 +43,7 @@ def _agent_from_path(request: web.Request) -> tuple[uuid.UUID, uuid.UUID]:
 
 async def _call(request: web.Request, adapter_name: str, ids, **extra) -> Call:
     agent_id, run_id = ids
+    require_json(request)
     raw = await request.read()
     body = await read_json_object(request)
     return Call(

@@ -48,10 +48,17 @@ log = logging.getLogger(__name__)
 SETTLE_RETRY_PAUSES_S = (0.1, 0.5, 2.0)
 # Anthropic rejects a thinking budget under 1024 tokens; max_tokens must exceed it.
 ANTHROPIC_MIN_THINKING_TOKENS = 1024
-HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding",
-     "proxy-connection", "upgrade", "te", "trailer"}
+# Provider answer headers a client may see: the body's type, request ids (for support
+# tickets), retry hints and processing time. Never cookies, organisation or project ids, or
+# shared rate-limit counters, which would tell one tenant about the operator's account and
+# the other tenants' traffic.
+ANSWER_HEADERS = frozenset(
+    {"content-type", "retry-after", "retry-after-ms", "x-request-id", "request-id",
+     "openai-processing-ms", "x-should-retry"}
 )
+# Headers that pick which of the operator's organisations or projects pays: a tenant must not
+# choose them in hosted mode, where the operator's key is used.
+BILLING_SCOPE_HEADERS = ("openai-organization", "openai-project")
 
 
 @dataclass(slots=True)
@@ -271,6 +278,9 @@ async def _forward(
         outcome.voided = True
         raise InsufficientBudget(f"Insufficient budget: {exc}") from None
     headers["Accept-Encoding"] = "identity"  # we must read the tokens we forward
+    if settings.mode is Mode.hosted:
+        for name in BILLING_SCOPE_HEADERS:
+            headers.pop(name, None)
     session = session_for(app, call.adapter.pricing_provider)
     started = time.perf_counter()
     try:
@@ -309,7 +319,7 @@ async def _pass_through_error(upstream, call, res, outcome: Outcome) -> web.Resp
 
 
 def _copy_headers(upstream) -> dict[str, str]:
-    return {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
+    return {k: v for k, v in upstream.headers.items() if k.lower() in ANSWER_HEADERS}
 
 
 async def _whole(request, upstream, call, pre, res, outcome: Outcome, priced) -> web.Response:

@@ -115,7 +115,8 @@ async def test_bad_admin_calls(http, proxy_url, method, path, body, status, need
 
 async def test_oversized_body_is_413(http, proxy_url, settings):
     raw = io.BytesIO(b'{"name": "' + b"x" * (settings.max_body_bytes + 10) + b'"}')
-    async with http.post(f"{proxy_url}/v1/agents", data=raw) as r:
+    async with http.post(f"{proxy_url}/v1/agents", data=raw,
+                         headers={"Content-Type": "application/json"}) as r:
         assert r.status == 413
         assert "CAP_MAX_BODY_BYTES" in (await r.json())["detail"]
 

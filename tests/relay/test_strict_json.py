@@ -64,3 +64,22 @@ def test_anything_json_like_parses_or_is_a_clear_400(value) -> None:
         assert exc.message
         return
     json.dumps(parsed, ensure_ascii=False, allow_nan=False).encode("utf-8")  # forwardable
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain",
+                                          "multipart/form-data; boundary=x", None])
+async def test_only_json_bodies_are_read(http, relay_url, pool, budgeted_agent, content_type):
+    # What a web page can send cross-site without a CORS preflight (or no type at all).
+    agent_id = await budgeted_agent()
+    headers = {"x-cynsta-agent-id": str(agent_id)}
+    if content_type:
+        headers["Content-Type"] = content_type
+    async with http.post(f"{relay_url}/v1/chat/completions", headers=headers,
+                         data=(CHAT % ('"x"', "")).encode(),
+                         skip_auto_headers=("Content-Type",)) as r:
+        assert r.status == 415
+        assert "Content-Type must be application/json" in (await r.json())["error"]["message"]
+    async with http.post(f"{relay_url}/v1/agents", headers=headers, data=b'{"name": "x"}',
+                         skip_auto_headers=("Content-Type",)) as r:
+        assert r.status == 415
+    assert await pool.fetchval("SELECT count(*) FROM holds WHERE agent_id = $1", agent_id) == 0
