@@ -36,23 +36,36 @@ def tenant_of(request: web.Request) -> uuid.UUID:
 
 
 class KeyCache:
-    """Key digest lookups cached for ``ttl_s`` per replica (misses too, so a flood of bad keys
-    cannot flood the database). A revoked key stops working within ``ttl_s`` everywhere."""
+    """Key digest lookups cached for ``ttl_s`` per replica. A revoked key stops working within
+    ``ttl_s`` everywhere. Misses are cached apart from live keys, so a flood of random keys
+    fills (and clears) only the miss cache and never evicts the keys real tenants use."""
 
     def __init__(self, ttl_s: float) -> None:
         self.ttl_s = ttl_s
-        self._entries: dict[str, tuple[float, tuple[uuid.UUID, frozenset[str]] | None]] = {}
+        self._live: dict[str, tuple[float, tuple[uuid.UUID, frozenset[str]]]] = {}
+        self._misses: dict[str, float] = {}
 
     async def lookup(self, pool, key: str) -> tuple[uuid.UUID, frozenset[str]] | None:
         now = time.monotonic()
-        hit = self._entries.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        live = self._live.get(key)
+        if live is not None and live[0] > now:
+            return live[1]
+        if self._misses.get(key, 0.0) > now:
+            return None
         found = await resolve_key(pool, key)
-        if len(self._entries) >= _CACHE_MAX_ENTRIES:
-            self._entries.clear()
-        self._entries[key] = (now + self.ttl_s, found)
+        entries = self._live if found is not None else self._misses
+        if len(entries) >= _CACHE_MAX_ENTRIES:
+            entries.clear()
+        if found is None:
+            self._live.pop(key, None)
+            self._misses[key] = now + self.ttl_s
+        else:
+            self._live[key] = (now + self.ttl_s, found)
         return found
+
+    def holds(self, key: str) -> bool:
+        """Whether ``key`` is cached as live (for tests and metrics)."""
+        return key in self._live
 
 
 KEY_CACHE = web.AppKey("key_cache", KeyCache)
