@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     # When the bound-based hold does not fit, ask Anthropic count_tokens / Gemini countTokens
     # (free) for the exact input and reserve by it instead of refusing (server/exact_count.py).
     exact_input_count: bool = True
+    # Hosted mode: /metrics answers only to `Authorization: Bearer <token>` (off when unset).
+    metrics_token: str | None = None
     capture_content: bool = False
     # Comma-separated adapter:field[=value] entries forwarded although SpendGuard cannot bound
     # their cost (breaks the budget guarantee for calls that use them).

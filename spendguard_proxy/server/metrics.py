@@ -21,6 +21,7 @@ caller cannot create new time series by sending odd URLs.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from collections.abc import Iterator
 
@@ -30,7 +31,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from spendguard_proxy.server.keys import METRICS, POOL, PRICING
+from spendguard_proxy.errors import AuthenticationError, NotFound
+from spendguard_proxy.server.keys import METRICS, POOL, PRICING, SETTINGS
+from spendguard_proxy.settings import Mode
 
 UNMATCHED_ROUTE = "unmatched"
 # nginx's convention for "the client went away before we answered".
@@ -184,8 +187,23 @@ async def metrics_middleware(request: web.Request, handler) -> web.StreamRespons
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
+    _check_scraper(request)
     body = request.app[METRICS].exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _check_scraper(request: web.Request) -> None:
+    """Hosted mode: the spend counters would tell one tenant another's spend, so /metrics
+    needs ``Authorization: Bearer $CAP_METRICS_TOKEN`` (and is off without a token)."""
+    settings = request.app[SETTINGS]
+    if settings.mode is not Mode.hosted:
+        return  # sidecar: one tenant, on loopback
+    token = settings.metrics_token
+    if not token:
+        raise NotFound("Metrics are off in hosted mode until CAP_METRICS_TOKEN is set")
+    sent = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+        raise AuthenticationError("/metrics needs Authorization: Bearer <CAP_METRICS_TOKEN>")
 
 
 def setup_metrics(app: web.Application) -> Metrics:

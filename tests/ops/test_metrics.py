@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from spendguard_proxy import ledger
 from spendguard_proxy.server.keys import METRICS, SETTINGS
 from spendguard_proxy.server.metrics import Metrics
+from tests.ops.conftest import _start, new_tenant
 
 
 async def _scrape(server) -> dict[tuple[str, tuple], float]:
@@ -124,3 +125,23 @@ def test_each_app_has_its_own_registry():
     a.reservation("openai")
     assert b"spendguard_reservations_total" in a.exposition()
     assert b'provider="openai"' not in b.exposition()
+
+
+async def test_hosted_metrics_need_the_operators_token(hosted, hosted_settings, dsn, pool):
+    tenant = await new_tenant(pool)
+    tenant_key = {"Authorization": f"Bearer {tenant.api_key}"}
+    async with hosted.session.get(hosted.url("/metrics"), headers=tenant_key) as resp:
+        assert resp.status == 404  # off: no CAP_METRICS_TOKEN on this deployment
+    runner, server = await _start(hosted_settings.model_copy(
+        update={"metrics_token": "scrape-me"}), dsn)
+    try:
+        for headers in ({}, tenant_key, {"Authorization": "Bearer scrape-m"}):
+            async with server.session.get(server.url("/metrics"), headers=headers) as resp:
+                assert resp.status == 401, headers  # a tenant's key is not the scrape token
+        async with server.session.get(server.url("/metrics"),
+                                      headers={"Authorization": "Bearer scrape-me"}) as resp:
+            assert resp.status == 200
+            assert "spendguard_charged_microcents_total" in await resp.text()
+    finally:
+        await server.session.close()
+        await runner.cleanup()
