@@ -14,6 +14,7 @@ from spendguard_proxy import ledger, tokens
 from spendguard_proxy.db.pool import create_pool
 from spendguard_proxy.ledger_batch import LedgerBatcher
 from spendguard_proxy.server import admin_routes, health, model_routes, provider_routes
+from spendguard_proxy.server.agents_seen import AGENTS_SEEN, AgentsSeen
 from spendguard_proxy.server.auth import KEY_CACHE, KeyCache, auth_middleware
 from spendguard_proxy.server.keys import LEDGER, POOL, PRICING, SETTINGS
 from spendguard_proxy.server.metrics import setup_metrics
@@ -33,6 +34,7 @@ def build_app(settings: Settings, dsn: str) -> web.Application:
     )
     app[SETTINGS] = settings
     app[KEY_CACHE] = KeyCache(settings.key_cache_ttl_s)
+    app[AGENTS_SEEN] = AgentsSeen(settings.key_cache_ttl_s)
     app.cleanup_ctx.append(_database(dsn))
     app.cleanup_ctx.append(_pricing)
     app.cleanup_ctx.append(upstream_sessions)

@@ -15,7 +15,9 @@ from spendguard_proxy.errors import InvalidRequest, NotFound
 from spendguard_proxy.providers import reference as reference_shapes
 from spendguard_proxy.providers.registry import get_adapter
 from spendguard_proxy.server import count_routes
+from spendguard_proxy.server.agents_seen import AGENTS_SEEN
 from spendguard_proxy.server.auth import requires, tenant_of
+from spendguard_proxy.server.keys import POOL
 from spendguard_proxy.server.bodies import parse_uuid, read_json_object, require_json
 from spendguard_proxy.server.relay import Call, relay
 
@@ -44,6 +46,8 @@ def _agent_from_path(request: web.Request) -> tuple[uuid.UUID, uuid.UUID]:
 async def _call(request: web.Request, adapter_name: str, ids, **extra) -> Call:
     agent_id, run_id = ids
     require_json(request)
+    # Who is calling for which agent is settled before a byte of the body is read.
+    await request.app[AGENTS_SEEN].require(request.app[POOL], tenant_of(request), agent_id)
     raw = await request.read()
     body = await read_json_object(request)
     return Call(
