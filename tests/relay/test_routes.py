@@ -69,8 +69,8 @@ async def test_gemini_native_routes(http, relay_url, pool, budgeted_agent, fake)
     assert fake.requests[-1]["headers"]["x-goog-api-key"] == "gem-test"
     rows = await charges(pool, agent_id, expected=2)
     assert [r["termination_reason"] for r in rows] == ["complete", "complete"]
-    async with http.post(url + ":countTokens", json=body, headers=agent_headers(agent_id)) as r:
-        assert r.status == 404
+    async with http.post(url + ":embedContent", json=body, headers=agent_headers(agent_id)) as r:
+        assert r.status == 404  # only generation and token counting go through
     await assert_ledger_invariants(pool, agent_id)
 
 
@@ -128,32 +128,37 @@ async def test_reference_gemini_shape(http, relay_url, pool, budgeted_agent):
     await assert_ledger_invariants(pool, agent_id)
 
 
+# "AGENT" is replaced by an existing agent (bodies are read only for known agents),
+# "UNKNOWN" by a random id.
 BAD_PROVIDER_CALLS = [
     ("/v1/chat/completions", {"x-cynsta-agent-id": "nope"}, {"model": "gpt-4o"},
      400, "x-cynsta-agent-id must be a UUID"),
-    ("/v1/chat/completions", {"x-cynsta-agent-id": str(uuid.uuid4()),
+    ("/v1/chat/completions", {"x-cynsta-agent-id": "AGENT",
                               "x-cynsta-run-id": "bad"}, {"model": "gpt-4o"}, 400, "run"),
-    ("/v1/chat/completions", {"x-cynsta-agent-id": str(uuid.uuid4())},
+    ("/v1/chat/completions", {"x-cynsta-agent-id": "AGENT"},
      {"model": "gpt-4o", "messages": "hi"}, 400, "messages"),
-    ("/v1/chat/completions", {"x-cynsta-agent-id": str(uuid.uuid4())},
+    ("/v1/chat/completions", {"x-cynsta-agent-id": "AGENT"},
      {"model": 5, "messages": []}, 400, "model"),
-    ("/v1/chat/completions", {"x-cynsta-agent-id": str(uuid.uuid4())},
+    ("/v1/chat/completions", {"x-cynsta-agent-id": "AGENT"},
      {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "max_tokens": True},
      400, "max_tokens"),
-    ("/v1/chat/completions", {"x-cynsta-agent-id": str(uuid.uuid4())},
+    ("/v1/chat/completions", {"x-cynsta-agent-id": "UNKNOWN"},
      {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}, 404,
      "Agent not found"),
-    ("/v1/messages", {"x-cynsta-agent-id": str(uuid.uuid4())},
+    ("/v1/messages", {"x-cynsta-agent-id": "AGENT"},
      {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "x"}],
       "max_tokens": -1}, 400, "max_tokens"),
-    ("/v1/messages", {"x-cynsta-agent-id": str(uuid.uuid4())},
+    ("/v1/messages", {"x-cynsta-agent-id": "AGENT"},
      {"model": "claude-nonexistent", "messages": [{"role": "user", "content": "x"}],
       "max_tokens": 5}, 400, "Unknown model for pricing: anthropic:claude-nonexistent"),
 ]
 
 
 @pytest.mark.parametrize(("path", "headers", "body", "status", "needle"), BAD_PROVIDER_CALLS)
-async def test_bad_provider_calls(http, relay_url, fake, path, headers, body, status, needle):
+async def test_bad_provider_calls(http, relay_url, fake, budgeted_agent, path, headers, body,
+                                  status, needle):
+    ids = {"AGENT": str(await budgeted_agent()), "UNKNOWN": str(uuid.uuid4())}
+    headers = {k: ids.get(v, v) for k, v in headers.items()}
     async with http.post(relay_url + path, json=body, headers=headers) as r:
         payload = await r.json()
     assert r.status == status, payload
@@ -161,7 +166,8 @@ async def test_bad_provider_calls(http, relay_url, fake, path, headers, body, st
     assert fake.requests == []  # nothing went upstream
 
 
-async def test_body_must_be_an_object(http, relay_url):
+async def test_body_must_be_an_object(http, relay_url, budgeted_agent):
     async with http.post(f"{relay_url}/v1/chat/completions", data=json.dumps([1]),
-                         headers={"x-cynsta-agent-id": str(uuid.uuid4())}) as r:
+                         headers={"x-cynsta-agent-id": str(await budgeted_agent()),
+                                  "Content-Type": "application/json"}) as r:
         assert r.status == 400
