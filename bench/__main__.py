@@ -21,7 +21,17 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench import database, hot_agent, loadgen, peer, procs, profile, report, streaming
+from bench import (
+    cli_startup,
+    database,
+    hot_agent,
+    loadgen,
+    peer,
+    procs,
+    profile,
+    report,
+    streaming,
+)
 from bench.loadgen import Target
 
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -182,6 +192,11 @@ class Bench:
 
         if not args.no_profile:
             self._profile(sg1, agents["profile"])
+
+        # Last, with every load finished: a cold start measures CPU, so it wants quiet cores.
+        print("CLI cold start (`spendguard` as a new process, on this database)")
+        self.results["cli_startup"] = cli_startup.run(self.dsn, agents["c1"])
+        cli_startup.print_table(self.results["cli_startup"])
 
         self.results["ledger_check"] = asyncio.run(
             database.ledger_check(self.dsn, list(agents.values())))

@@ -46,6 +46,12 @@ def summary(results: dict) -> list[dict]:
         rows.append({"target": "hot shared agent ≥ 1,000 settled/s (HTTP, c=64)",
                      "measured": hot["rps"],
                      "verdict": _verdict(hot["rps"] >= TARGET_HOT_SETTLED_PER_S)})
+    cli = results.get("cli_startup")
+    for name, measured in (cli or {}).get("commands", {}).items():
+        target_ms = cli["target_ms"]
+        rows.append({"target": f"CLI cold start ≤ {target_ms} ms: spendguard {name}",
+                     "measured": f"{measured['wall_p50_ms']:.0f} ms",
+                     "verdict": _verdict(measured["wall_p50_ms"] <= target_ms)})
     ll32 = _load(results, "litellm_c32")
     if sg32 and ll32:
         ratio = sg32["rps"] / ll32["rps"] if ll32["rps"] else float("inf")
@@ -147,6 +153,19 @@ def print_report(results: dict, console: Console | None = None) -> None:
                    f"{stream['added_per_chunk_ms']:.3f}", f"{stream['added_gap_p99_ms']:.3f}",
                    "")
         console.print(st)
+
+    cli = results.get("cli_startup")
+    if cli:
+        ct = Table(title=f"CLI cold start (a new process each run, {cli['python_floor']['runs']} "
+                         "runs after one unmeasured; CPU = user + system)")
+        for column in ("command", "wall p50 ms", "wall min ms", "wall max ms", "CPU p50 ms"):
+            ct.add_column(column, justify="left" if column == "command" else "right")
+        rows = [("python -c pass (floor)", cli["python_floor"])]
+        rows += [(f"spendguard {name}", r) for name, r in cli["commands"].items()]
+        for name, r in rows:
+            ct.add_row(name, f"{r['wall_p50_ms']:.1f}", f"{r['wall_min_ms']:.1f}",
+                       f"{r['wall_max_ms']:.1f}", f"{r['cpu_p50_ms']:.1f}")
+        console.print(ct)
 
     tt = Table(title="Targets (from the issue)")
     for column in ("target", "measured", "verdict"):

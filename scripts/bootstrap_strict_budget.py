@@ -8,13 +8,17 @@ Standard library only, so it runs from any Python 3.9+ without installing SpendG
 
 Steps: GET /health (unless --skip-health-check), POST /v1/agents, POST /v1/agents/{id}/budget,
 and with --create-run POST /v1/agents/{id}/runs. The server is --base-url (else CAP_BASE_URL,
-else http://127.0.0.1:8787); a hosted deployment needs --api-key (else CAP_API_KEY), sent as
-``x-api-key``.
+else http://127.0.0.1:$CAP_PORT, CAP_PORT defaulting to 8787 as for ``spendguard serve``); a
+hosted deployment needs --api-key (else CAP_API_KEY), sent as ``x-api-key``.
+
+Every argument is checked before the first request, by the server's own rules (limit 1 to
+10^12 cents, top-up 0 to 10^12, name 1 to 200 characters), so a bad value creates nothing;
+if the budget step still fails, the agent just created is deleted again.
 
 Output: with --json one JSON object with sorted keys — ``agent_id``, the budget object's fields
 and ``run_id`` when a run was created; otherwise ``key=value`` lines followed by ``export``
-lines for a shell. Any failure prints one line on stderr and exits 1; an HTTP error shows the
-server's ``detail`` message.
+lines for a shell. Any failure prints one line on stderr: exit 2 for a bad argument (nothing
+was sent), 1 for a failure on the way; an HTTP error shows the server's ``detail`` message.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8787"
+DEFAULT_PORT = 8787
 TIMEOUT_S = 30
+MAX_CENTS = 10**12  # the server's bound on hard_limit_cents and topup_cents
+NAME_LENGTH_MAX = 200
 PLAIN_FIELDS = ("agent_id", "hard_limit_cents", "remaining_cents", "available_cents",
                 "concurrency", "run_id")
 
@@ -38,14 +44,45 @@ class BootstrapError(Exception):
     """A failure worth one line on stderr."""
 
 
-def _cents(value: str) -> int:
-    try:
-        parsed = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of cents") from None
-    if parsed < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return parsed
+def _cents(minimum: int):
+    def parse(value: str) -> int:
+        try:
+            parsed = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not a whole number of cents") from None
+        if not minimum <= parsed <= MAX_CENTS:
+            raise argparse.ArgumentTypeError(
+                f"{parsed} is out of range: from {minimum} to {MAX_CENTS} cents")
+        return parsed
+
+    return parse
+
+
+def _name(value: str) -> str:
+    if not 1 <= len(value.strip()) <= NAME_LENGTH_MAX:
+        raise argparse.ArgumentTypeError(f"must be 1 to {NAME_LENGTH_MAX} characters")
+    return value
+
+
+def _url(value: str) -> str:
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an http(s) URL")
+    return value
+
+
+def default_base_url(environ: dict[str, str]) -> str:
+    """CAP_BASE_URL, else the local ``spendguard serve`` on CAP_PORT (default 8787)."""
+    if environ.get("CAP_BASE_URL"):
+        try:
+            return _url(environ["CAP_BASE_URL"])
+        except argparse.ArgumentTypeError as exc:
+            raise BootstrapError(f"CAP_BASE_URL: {exc}") from None
+    port = environ.get("CAP_PORT") or str(DEFAULT_PORT)
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise BootstrapError(f"CAP_PORT: {port!r} is not a port number (1-65535)")
+    return f"http://127.0.0.1:{int(port)}"
 
 
 def _detail(raw: bytes) -> str:
@@ -79,7 +116,8 @@ class Client:
             with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
-            raise BootstrapError(f"{method} {path}: HTTP {exc.code}: {_detail(exc.read())}") from None
+            detail = _detail(exc.read())
+            raise BootstrapError(f"{method} {path}: HTTP {exc.code}: {detail}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise BootstrapError(f"Cannot reach SpendGuard at {self.base_url}: {reason}") from None
@@ -99,19 +137,22 @@ def bootstrap(args: argparse.Namespace) -> dict[str, Any]:
         if health.get("status") != "ok":
             raise BootstrapError(f"Health check failed: /health answered {json.dumps(health)}")
 
-    created = client.call("POST", "/v1/agents", {"name": args.name})
-    agent_id = created.get("agent_id")
-    if not isinstance(agent_id, str) or not agent_id:
-        raise BootstrapError("POST /v1/agents did not return an agent_id")
-    agent_path = "/v1/agents/" + urllib.parse.quote(agent_id, safe="")
-
     payload: dict[str, Any] = {
         "hard_limit_cents": args.limit,
         "topup_cents": args.limit if args.topup is None else args.topup,
     }
     if args.concurrency:
         payload["concurrency"] = args.concurrency
-    result = dict(client.call("POST", agent_path + "/budget", payload))
+
+    created = client.call("POST", "/v1/agents", {"name": args.name})
+    agent_id = created.get("agent_id")
+    if not isinstance(agent_id, str) or not agent_id:
+        raise BootstrapError("POST /v1/agents did not return an agent_id")
+    agent_path = "/v1/agents/" + urllib.parse.quote(agent_id, safe="")
+    try:
+        result = dict(client.call("POST", agent_path + "/budget", payload))
+    except BootstrapError as exc:
+        raise BootstrapError(f"{exc} ({_undo(client, agent_path)})") from None
     result["agent_id"] = agent_id
 
     if args.create_run:
@@ -122,6 +163,15 @@ def bootstrap(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _undo(client: Client, agent_path: str) -> str:
+    """Delete the agent whose budget could not be set: no agent is left without a budget."""
+    try:
+        client.call("DELETE", agent_path)
+    except BootstrapError as exc:
+        return f"the agent without a budget could not be deleted: {exc}"
+    return "the agent was deleted again"
+
+
 def render_plain(result: dict[str, Any]) -> str:
     lines = [f"{key}={result[key]}" for key in PLAIN_FIELDS if key in result]
     lines.append(f"export SPENDGUARD_AGENT_ID={result['agent_id']}")
@@ -130,17 +180,24 @@ def render_plain(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, like every other failure
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         description="Create a SpendGuard agent with a hard budget (HTTP, standard library only)."
     )
-    parser.add_argument("--base-url", default=os.environ.get("CAP_BASE_URL") or DEFAULT_BASE_URL,
-                        help=f"SpendGuard URL (default: CAP_BASE_URL, else {DEFAULT_BASE_URL})")
+    parser.add_argument("--base-url", type=_url,
+                        help="SpendGuard URL (default: CAP_BASE_URL, else "
+                        f"http://127.0.0.1:$CAP_PORT, CAP_PORT defaulting to {DEFAULT_PORT})")
     parser.add_argument("--api-key", default=os.environ.get("CAP_API_KEY"),
                         help="tenant API key, hosted mode (default: CAP_API_KEY)")
-    parser.add_argument("--name", default="strict-budget-agent", help="agent name")
-    parser.add_argument("--limit", required=True, type=_cents, help="hard limit in cents")
-    parser.add_argument("--topup", type=_cents, default=None,
+    parser.add_argument("--name", type=_name, default="strict-budget-agent", help="agent name")
+    parser.add_argument("--limit", required=True, type=_cents(1),
+                        help=f"hard limit in cents (1 to {MAX_CENTS})")
+    parser.add_argument("--topup", type=_cents(0), default=None,
                         help="cents to credit now (default: the limit)")
     parser.add_argument("--concurrency", choices=("exclusive", "shared"),
                         help="exclusive: one run at a time (server default); shared: any runs")
@@ -154,7 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.base_url is None:
+        try:
+            args.base_url = default_base_url(dict(os.environ))
+        except BootstrapError as exc:
+            parser.error(str(exc))
     try:
         result = bootstrap(args)
     except BootstrapError as exc:

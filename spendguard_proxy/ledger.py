@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from spendguard_proxy.errors import BudgetLocked, InsufficientBudget, NotFound
+from spendguard_proxy.errors import BudgetLocked, InsufficientBudget, NotFound, format_cents
 
 MICROCENTS_PER_CENT = 1_000_000
 LOCAL_TENANT_ID = uuid.UUID(int=0)
@@ -354,9 +354,9 @@ def reservation_from_row(req: ReserveRequest, hold_id: uuid.UUID, row) -> Reserv
     available = row["available_microcents"]
     raise InsufficientBudget(
         f"Insufficient budget: this call needs at least"
-        f" {to_cents_ceil(req.fixed_microcents + _min_output(req))} cents"
+        f" {format_cents(req.fixed_microcents + _min_output(req))}"
         f" (input and {req.min_tokens} output tokens at worst-case rates);"
-        f" {to_cents_floor(available)} cents available. Top up with `spendguard budget set`."
+        f" {format_cents(available)} available. Top up with `spendguard budget set`."
     )
 
 

@@ -5,12 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from rich.console import Console
-
-from spendguard_proxy import tenants
-from spendguard_proxy.cli import render
-from spendguard_proxy.cli.backends import parse_uuid as _uuid
-from spendguard_proxy.cli.session import run_on_db, settings_or_exit
+from spendguard_proxy.cli.errors import CliError
+from spendguard_proxy.cli.session import cli_settings_or_exit, run_on_db, where
 
 KEY_COLUMNS = ["key_id", "tenant_id", "prefix", "scopes", "created_at", "last_used_at",
                "revoked_at"]
@@ -19,28 +15,53 @@ KEY_COLUMNS = ["key_id", "tenant_id", "prefix", "scopes", "created_at", "last_us
 def _emit(args, data, show) -> int:
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
-    else:
-        show(Console(), data)
+        return 0
+    from rich.console import Console
+
+    from spendguard_proxy.cli import render
+
+    show(Console(), render, data)
     return 0
 
 
+def _on_db(work):
+    """(data, where) of ``work(pool, tenants)`` on the configured database."""
+    from spendguard_proxy import tenants
+    from spendguard_proxy.errors import NotFound
+
+    settings = cli_settings_or_exit()
+    place = where(settings)
+    try:
+        return run_on_db(settings, lambda db: work(db, tenants)), place
+    except NotFound as exc:
+        raise CliError(f"{exc.message} (in {place})") from None
+
+
+def _uuid(value: str, what: str):
+    from spendguard_proxy.cli.backends import parse_uuid
+
+    return parse_uuid(value, what)
+
+
 def _tenant_create(args):
-    data = run_on_db(settings_or_exit(), lambda db: tenants.create_tenant(db, args.name))
-    return _emit(args, data, lambda c, d: render.key_values(c, "Tenant", d))
+    data, _ = _on_db(lambda db, t: t.create_tenant(db, args.name))
+    return _emit(args, data, lambda c, r, d: r.key_values(c, "Tenant", d))
 
 
 def _tenant_list(args):
-    data = run_on_db(settings_or_exit(), tenants.list_tenants)
+    data, place = _on_db(lambda db, t: t.list_tenants(db))
     cols = ["tenant_id", "name", "created_at"]
-    return _emit(args, data, lambda c, d: render.rows(c, "Tenants", d, cols))
+    return _emit(args, data, lambda c, r, d: r.rows(c, "Tenants", d, cols, where=place))
 
 
 def _key_create(args):
-    tenant_id = _uuid(args.tenant, "tenant id")
-    scopes = tenants.parse_scopes(args.scopes)
-    data = run_on_db(settings_or_exit(), lambda db: tenants.create_key(db, tenant_id, scopes))
+    from spendguard_proxy.tenants import parse_scopes
 
-    def show(console: Console, d: dict) -> None:
+    tenant_id = _uuid(args.tenant, "tenant id")
+    scopes = parse_scopes(args.scopes)
+    data, _ = _on_db(lambda db, t: t.create_key(db, tenant_id, scopes))
+
+    def show(console, render, d: dict) -> None:
         render.key_values(console, "API key", d)
         console.print("Store the api_key now: it is not shown again.", style="bold yellow")
 
@@ -49,14 +70,14 @@ def _key_create(args):
 
 def _key_list(args):
     tenant_id = _uuid(args.tenant, "tenant id") if args.tenant else None
-    data = run_on_db(settings_or_exit(), lambda db: tenants.list_keys(db, tenant_id))
-    return _emit(args, data, lambda c, d: render.rows(c, "API keys", d, KEY_COLUMNS))
+    data, place = _on_db(lambda db, t: t.list_keys(db, tenant_id))
+    return _emit(args, data, lambda c, r, d: r.rows(c, "API keys", d, KEY_COLUMNS, where=place))
 
 
 def _key_revoke(args):
     key_id = _uuid(args.key_id, "key id")
-    data = run_on_db(settings_or_exit(), lambda db: tenants.revoke_key(db, key_id))
-    return _emit(args, data, lambda c, d: render.key_values(c, "API key", d))
+    data, _ = _on_db(lambda db, t: t.revoke_key(db, key_id))
+    return _emit(args, data, lambda c, r, d: r.key_values(c, "API key", d))
 
 
 def register(sub: argparse._SubParsersAction) -> None:

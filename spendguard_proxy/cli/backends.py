@@ -8,23 +8,16 @@ access does. Both return the API's JSON objects, so the output is the same eithe
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 from typing import Any
 
 from spendguard_proxy import ledger
+from spendguard_proxy.cli.errors import CliError
 from spendguard_proxy.errors import AuthenticationError, PermissionDenied
-from spendguard_proxy.server.bodies import BudgetSet, validate
-from spendguard_proxy.settings import Mode, Settings
-from spendguard_proxy.tenants import looks_like_key, resolve_key
 
 HTTP_TIMEOUT_S = 30
 
-
-class CliError(Exception):
-    """One line for stderr, exit status 1."""
+__all__ = ["CliError", "DbBackend", "HttpBackend", "parse_uuid"]
 
 
 def parse_uuid(value: str, what: str = "agent id") -> uuid.UUID:
@@ -40,11 +33,14 @@ class DbBackend:
         self.tenant_id = tenant_id
 
     @classmethod
-    async def open(cls, pool, settings: Settings, api_key: str | None) -> DbBackend:
-        if settings.mode is Mode.sidecar:
+    async def open(cls, pool, settings, api_key: str | None) -> DbBackend:
+        """``settings``: a Settings or CliSettings (session.py)."""
+        if settings.mode.value == "sidecar":
             return cls(pool, ledger.LOCAL_TENANT_ID)
         if not api_key:
             raise CliError("Hosted mode requires API key via --api-key or CAP_API_KEY")
+        from spendguard_proxy.tenants import looks_like_key, resolve_key
+
         found = await resolve_key(pool, api_key) if looks_like_key(api_key) else None
         if found is None:
             raise AuthenticationError("Invalid or revoked API key")
@@ -72,6 +68,9 @@ class DbBackend:
     async def set_budget(
         self, agent: str, limit: int, topup: int | None, concurrency: str | None
     ) -> dict[str, Any]:
+        # The server's own body rules (imported here: they bring aiohttp and pydantic along).
+        from spendguard_proxy.server.bodies import BudgetSet, validate
+
         body = validate(
             BudgetSet,
             {"hard_limit_cents": limit, "topup_cents": topup, "concurrency": concurrency},
@@ -95,13 +94,16 @@ class DbBackend:
 
 
 class HttpBackend:
-    def __init__(self, base_url: str, api_key: str | None, mode: Mode) -> None:
-        if mode is Mode.hosted and not api_key:
+    def __init__(self, base_url: str, api_key: str | None, mode) -> None:
+        if mode.value == "hosted" and not api_key:
             raise CliError("Hosted mode requires API key via --api-key or CAP_API_KEY")
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
 
     def _call(self, method: str, path: str, payload: dict | None = None) -> dict[str, Any]:
+        import urllib.error
+        import urllib.request
+
         headers = {"Accept": "application/json"}
         data = None
         if payload is not None:
@@ -116,13 +118,16 @@ class HttpBackend:
             with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S) as resp:
                 return json.loads(resp.read() or b"{}")
         except urllib.error.HTTPError as exc:
-            raise CliError(f"HTTP {exc.code}: {_detail(exc.read())}") from None
+            place = f" (at {self.base_url})" if exc.code == 404 else ""
+            raise CliError(f"HTTP {exc.code}: {_detail(exc.read())}{place}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise CliError(f"Cannot reach SpendGuard at {self.base_url}: {reason}") from None
 
     def _agent_path(self, agent: str, suffix: str = "") -> str:
-        return f"/v1/agents/{urllib.parse.quote(agent, safe='')}{suffix}"
+        from urllib.parse import quote
+
+        return f"/v1/agents/{quote(agent, safe='')}{suffix}"
 
     async def create_agent(self, name: str | None) -> dict[str, Any]:
         return self._call("POST", "/v1/agents", {"name": name} if name else {})

@@ -21,9 +21,15 @@ def key_values(console: Console, title: str, obj: dict[str, Any]) -> None:
     console.print(table)
 
 
-def rows(console: Console, title: str, items: list[dict[str, Any]], columns: list[str]) -> None:
+def _none(what: str, where: str | None) -> str:
+    """What an empty answer says: also where it looked, so a wrong database is obvious."""
+    return f"(no {what} in {where})" if where else f"(no {what})"
+
+
+def rows(console: Console, title: str, items: list[dict[str, Any]], columns: list[str],
+         where: str | None = None) -> None:
     if not items:
-        console.print(f"(no {title.lower()})")
+        console.print(_none(title.lower(), where), markup=False, highlight=False, soft_wrap=True)
         return
     table = Table(title=title, title_justify="left")
     for col in columns:
@@ -43,10 +49,11 @@ def cents(microcents: int | None) -> str:
     return f"{sign}{whole}" + (f".{frac:06d}".rstrip("0") if frac else "")
 
 
-def usage(console: Console, result: dict[str, Any]) -> None:
+def usage(console: Console, result: dict[str, Any], where: str | None = None) -> None:
     entries = result["entries"]
     if not entries:
-        console.print("(no ledger entries)")
+        console.print(_none("ledger entries", where), markup=False, highlight=False,
+                      soft_wrap=True)
         return
     table = Table(title=f"Ledger of agent {result['agent_id']}", title_justify="left")
     for col, justify in (("id", "right"), ("kind", "left"), ("Δ ¢", "right"),

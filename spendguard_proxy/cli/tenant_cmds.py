@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from rich.console import Console
+from spendguard_proxy.cli.session import Answer, run_tenant_command
 
-from spendguard_proxy.cli import render
-from spendguard_proxy.cli.session import run_tenant_command
+# Rendering imports rich: done in the handlers, after the work, and not at all for --json.
 
 
 def _non_negative_int(value: str) -> int:
@@ -28,55 +27,60 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the API's JSON object")
 
 
-def _emit(args: argparse.Namespace, data: dict, show) -> int:
+def _emit(args: argparse.Namespace, answer: Answer, show) -> int:
     if args.json:
-        print(json.dumps(data, indent=2, sort_keys=True))
-    else:
-        show(Console(), data)
+        print(json.dumps(answer.data, indent=2, sort_keys=True))
+        return 0
+    from rich.console import Console
+
+    from spendguard_proxy.cli import render
+
+    show(Console(), render, answer)
     return 0
 
 
 def _agent_create(args):
-    data = run_tenant_command(args, lambda b: b.create_agent(args.name))
-    return _emit(args, data, lambda c, d: c.print(f"agent_id={d['agent_id']}"))
+    answer = run_tenant_command(args, lambda b: b.create_agent(args.name))
+    return _emit(args, answer, lambda c, r, a: c.print(f"agent_id={a.data['agent_id']}"))
 
 
 def _agent_list(args):
-    data = run_tenant_command(args, lambda b: b.list_agents())
+    answer = run_tenant_command(args, lambda b: b.list_agents())
     cols = ["agent_id", "name", "created_at"]
-    return _emit(args, data, lambda c, d: render.rows(c, "Agents", d["agents"], cols))
+    return _emit(args, answer, lambda c, r, a: r.rows(c, "Agents", a.data["agents"], cols,
+                                                      where=a.where))
 
 
 def _agent_get(args):
-    data = run_tenant_command(args, lambda b: b.get_agent(args.agent))
-    return _emit(args, data, lambda c, d: render.key_values(c, "Agent", d))
+    answer = run_tenant_command(args, lambda b: b.get_agent(args.agent))
+    return _emit(args, answer, lambda c, r, a: r.key_values(c, "Agent", a.data))
 
 
 def _agent_rename(args):
-    data = run_tenant_command(args, lambda b: b.rename_agent(args.agent, args.name))
-    return _emit(args, data, lambda c, d: render.key_values(c, "Agent", d))
+    answer = run_tenant_command(args, lambda b: b.rename_agent(args.agent, args.name))
+    return _emit(args, answer, lambda c, r, a: r.key_values(c, "Agent", a.data))
 
 
 def _agent_delete(args):
-    data = run_tenant_command(args, lambda b: b.delete_agent(args.agent))
-    return _emit(args, data, lambda c, d: c.print(f"deleted agent_id={d['agent_id']}"))
+    answer = run_tenant_command(args, lambda b: b.delete_agent(args.agent))
+    return _emit(args, answer, lambda c, r, a: c.print(f"deleted agent_id={a.data['agent_id']}"))
 
 
 def _budget_set(args):
-    data = run_tenant_command(
+    answer = run_tenant_command(
         args, lambda b: b.set_budget(args.agent, args.limit, args.topup, args.concurrency)
     )
-    return _emit(args, data, lambda c, d: render.key_values(c, "Budget", d))
+    return _emit(args, answer, lambda c, r, a: r.key_values(c, "Budget", a.data))
 
 
 def _budget_get(args):
-    data = run_tenant_command(args, lambda b: b.get_budget(args.agent))
-    return _emit(args, data, lambda c, d: render.key_values(c, "Budget", d))
+    answer = run_tenant_command(args, lambda b: b.get_budget(args.agent))
+    return _emit(args, answer, lambda c, r, a: r.key_values(c, "Budget", a.data))
 
 
 def _usage(args):
-    data = run_tenant_command(args, lambda b: b.usage(args.agent, args.limit, args.before))
-    return _emit(args, data, render.usage)
+    answer = run_tenant_command(args, lambda b: b.usage(args.agent, args.limit, args.before))
+    return _emit(args, answer, lambda c, r, a: r.usage(c, a.data, where=a.where))
 
 
 def register(sub: argparse._SubParsersAction) -> None:

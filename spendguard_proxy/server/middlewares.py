@@ -9,6 +9,7 @@ import asyncpg
 from aiohttp import web
 
 from spendguard_proxy.errors import (
+    BudgetLocked,
     DatabaseUnavailable,
     InvalidRequest,
     NotFound,
@@ -34,7 +35,13 @@ DATABASE_DOWN = (
 
 
 def error_response(exc: SpendGuardError) -> web.Response:
-    return web.json_response(exc.body(), status=exc.status)
+    response = web.json_response(exc.body(), status=exc.status)
+    if isinstance(exc, BudgetLocked):
+        # The official openai and anthropic SDKs retry 409 twice by default (~1.4 s); a locked
+        # budget stays locked for the other run's whole call, so tell them not to (both obey
+        # `x-should-retry: false`, checked before their status rules).
+        response.headers["x-should-retry"] = "false"
+    return response
 
 
 def _from_http_exception(exc: web.HTTPException) -> SpendGuardError:

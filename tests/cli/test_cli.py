@@ -6,23 +6,27 @@ import asyncio
 import io
 import json
 import os
+import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+from spendguard_proxy import tenants
 from spendguard_proxy.cli import render
 from spendguard_proxy.db import pool as db
+from spendguard_proxy.db.url import redact_dsn
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_CLI = ROOT / ".venv" / "reference-cli"
 
 
 def _cli(dsn, *args, env_extra=None, module="spendguard_proxy.cli.main", pythonpath=None):
-    env = {**os.environ, "CAP_DATABASE_URL": dsn, **(env_extra or {})}
-    env.pop("CAP_MODE", None)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAP_")}
+    env.update({"CAP_DATABASE_URL": dsn, **(env_extra or {})})
     if pythonpath:
         env["PYTHONPATH"] = str(pythonpath)
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
@@ -79,10 +83,61 @@ def test_db_current_and_help(dsn):
         assert command in help_text
 
 
-def test_demo_runs_the_checklist(dsn):
-    result = _cli(dsn, "demo", env_extra={"COLUMNS": "120"})
+def test_the_schema_head_constant_is_alembics_head():
+    """The CLI checks the schema against SCHEMA_HEAD without loading Alembic: a new
+    migration must bump it (spendguard_proxy/db/pool.py)."""
+    assert db.SCHEMA_HEAD == db.head_revision()
+
+
+async def _demo_agents(pool) -> int:
+    return await pool.fetchval("SELECT count(*) FROM agents WHERE name = 'demo-agent'")
+
+
+async def test_demo_runs_the_checklist_in_a_temporary_database(dsn, pool):
+    before = await _demo_agents(pool)
+    result = await asyncio.to_thread(_cli, dsn, "demo", env_extra={"COLUMNS": "200"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("✔") == 5 and "✘" not in result.stdout
+    assert "demo database: a temporary embedded PostgreSQL, deleted at the end" in result.stdout
+    # The 402 shows what is left exactly, never rounded down to "0 cents".
+    assert re.search(r"last status 402: Insufficient budget: .* [0-9.]+ ¢ available",
+                     result.stdout)
+    assert await _demo_agents(pool) == before, "the demo wrote into the user's database"
+
+
+async def test_demo_use_my_database_writes_there(dsn, pool):
+    before = await _demo_agents(pool)
+    result = await asyncio.to_thread(_cli, dsn, "demo", "--use-my-database",
+                                     env_extra={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("✔") == 5
+    assert await _demo_agents(pool) == before + 1
+
+
+async def test_an_empty_answer_says_which_database(dsn, pool):
+    tenant = await tenants.create_tenant(pool, "empty")
+    key = await tenants.create_key(pool, uuid.UUID(tenant["tenant_id"]), ["cap:admin"])
+    env = {"CAP_MODE": "hosted", "CAP_API_KEY": key["api_key"]}
+    result = await asyncio.to_thread(_cli, dsn, "agent", "list", env_extra=env)
+    assert result.returncode == 0, result.stderr
+    where = redact_dsn(dsn)
+    assert result.stdout.strip() == f"(no agents in {where})"
+    assert "postgres:@" not in result.stdout
+    missing = await asyncio.to_thread(_cli, dsn, "agent", "get", "--agent",
+                                      "00000000-0000-0000-0000-00000000abcd", env_extra=env)
+    assert missing.stderr.strip() == ("error: Agent not found: "
+                                      f"00000000-0000-0000-0000-00000000abcd (in {where})")
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://app:s3cret@db.example:5432/ledger?sslmode=require",
+     "postgresql://db.example:5432/ledger"),
+    ("postgres://app:s3cret@db.example/ledger", "postgresql://db.example/ledger"),
+    ("postgresql+asyncpg://app:s3cret@[::1]:6432/ledger", "postgresql://[::1]:6432/ledger"),
+    ("postgresql://postgres:@/sg?host=/tmp/x/pg", "postgresql:///sg?host=/tmp/x/pg"),
+])
+def test_database_names_never_show_credentials(url, shown):
+    assert redact_dsn(url) == shown
 
 
 @pytest.mark.skipif(not REFERENCE_CLI.exists(),
@@ -113,3 +168,12 @@ def test_usage_table_renders_exact_cents():
     assert "-0.018105" in text and "│         2 │" in text and "21:01:15" in text
     assert "--before 7" in text
     assert render.cents(-1) == "-0.000001" and render.cents(5_000_000) == "5"
+
+
+def test_empty_renderings_name_the_database():
+    console = Console(file=io.StringIO(), width=40, color_system=None)
+    where = "embedded PostgreSQL at /home/someone/.local/share/spendguard"
+    render.rows(console, "Agents", [], ["agent_id"], where=where)
+    render.usage(console, {"agent_id": "a", "entries": [], "next_before": None}, where=where)
+    assert console.file.getvalue().splitlines() == [
+        f"(no agents in {where})", f"(no ledger entries in {where})"]

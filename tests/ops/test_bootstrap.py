@@ -6,6 +6,9 @@ import json
 import socket
 import uuid
 
+import pytest
+from aiohttp import web
+
 from spendguard_proxy import ledger
 from tests.ops.conftest import clean_env, new_tenant, run_bootstrap
 
@@ -117,9 +120,66 @@ async def test_bad_or_missing_key_shows_the_server_detail(hosted):
     assert res.err.startswith("error: POST /v1/agents: HTTP 401: Missing API key")
 
 
-async def test_server_validation_error_is_reported(sidecar):
-    res = await run_bootstrap("--base-url", sidecar.base_url, "--limit", "0")
+async def test_plain_output_on_cap_port(sidecar):
+    # Without CAP_BASE_URL the script finds `spendguard serve` where CAP_PORT puts it.
+    port = sidecar.base_url.rsplit(":", 1)[1]
+    res = await run_bootstrap("--limit", "3", env=clean_env(CAP_PORT=port))
+    assert res.code == 0, res.err
+    assert "remaining_cents=3" in res.out.splitlines()
+
+
+async def _agent_count(pool) -> int:
+    return await pool.fetchval("SELECT count(*) FROM agents")
+
+
+@pytest.mark.parametrize(("args", "env", "message"), [
+    (["--limit", "0"], {}, "argument --limit: 0 is out of range: from 1 to"),
+    (["--limit", "1000000000001"], {}, "argument --limit: 1000000000001 is out of range"),
+    (["--limit", "5", "--topup", "-1"], {}, "argument --topup: -1 is out of range"),
+    (["--limit", "five"], {}, "argument --limit: 'five' is not a whole number of cents"),
+    (["--limit", "5", "--name", "   "], {}, "argument --name: must be 1 to 200 characters"),
+    (["--limit", "5", "--concurrency", "solo"], {}, "argument --concurrency: invalid choice"),
+    (["--limit", "5", "--base-url", "127.0.0.1:8787"], {}, "is not an http(s) URL"),
+    (["--limit", "5"], {"CAP_PORT": "http"}, "CAP_PORT: 'http' is not a port number"),
+    (["--limit", "5"], {"CAP_BASE_URL": "localhost"}, "CAP_BASE_URL: 'localhost' is not"),
+])
+async def test_bad_arguments_create_nothing(sidecar, pool, args, env, message):
+    before = await _agent_count(pool)
+    env = env or {"CAP_BASE_URL": sidecar.base_url}
+    res = await run_bootstrap(*args, env=clean_env(**env))
+    assert res.code == 2
+    assert res.out == ""
+    assert res.err.startswith("error: ") and res.err.count("\n") == 1
+    assert message in res.err
+    assert await _agent_count(pool) == before
+
+
+async def test_a_failed_budget_step_deletes_the_agent_again():
+    """A server that refuses the budget (here a stub): the agent is deleted, exit 1."""
+    calls: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        calls.append(f"{request.method} {request.path}")
+        if request.path == "/health":
+            return web.json_response({"status": "ok"})
+        if request.path == "/v1/agents":
+            return web.json_response({"agent_id": "a1"})
+        if request.path.endswith("/budget"):
+            return web.json_response({"detail": "database unavailable"}, status=503)
+        return web.json_response({"agent_id": "a1", "deleted": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        res = await run_bootstrap("--base-url", url, "--limit", "5")
+    finally:
+        await runner.cleanup()
     assert res.code == 1
-    assert res.err.count("\n") == 1
-    assert res.err.startswith("error: POST /v1/agents/")
-    assert "HTTP 400: Invalid request body: hard_limit_cents" in res.err
+    assert res.err == ("error: POST /v1/agents/a1/budget: HTTP 503: database unavailable "
+                       "(the agent was deleted again)\n")
+    assert calls == ["GET /health", "POST /v1/agents", "POST /v1/agents/a1/budget",
+                     "DELETE /v1/agents/a1"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -51,7 +52,7 @@ async def test_tenant_and_key_lifecycle(dsn, hosted):
     assert {k["key_id"]: k["revoked_at"] is not None for k in listed} == {
         key["key_id"]: False, admin["key_id"]: True,
     }
-    # The hosted fixture caches key lookups for 0.3 s; the two CLI runs above took longer.
+    await asyncio.sleep(0.35)  # the hosted fixture caches key lookups for 0.3 s
     async with hosted.session.get(hosted.url("/v1/agents"), headers=headers) as resp:
         assert resp.status == 401
 
