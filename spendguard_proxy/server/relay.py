@@ -161,8 +161,11 @@ async def _price_and_reserve(
 def _quote(settings: Settings, card: RateCard, prices, pre: Preflight, input_tokens: int):
     # An exact count below the media bounds caps them too: no part exceeds the whole.
     media = {m: min(n, input_tokens) for m, n in pre.media_tokens.items()}
-    if pre.input_unbounded:  # input SpendGuard cannot see: stored context, search results
-        input_tokens += settings.unseen_input_tokens
+    if pre.input_unbounded:
+        # Input SpendGuard cannot see: stored context (previous_response_id, conversation,
+        # cachedContent, file ids) may fill the model's whole context window, and tool
+        # results come on top of what is visible.
+        input_tokens = max(input_tokens + settings.unseen_input_tokens, card.context_window or 0)
     quote = billing.worst_case_quote(
         card, prices=prices, input_tokens=input_tokens, media_tokens=media,
         cache_write=pre.cache_write, fees=pre.fees,
