@@ -203,10 +203,10 @@ def render_table(
     age_days = int(header["age_seconds"] // 86400)
     for line in (
         f"Pricing source: {header['source']} ({table.origin}), schema {table.schema_version}",
-        f"As of {header['as_of']} ({age_days} days old), generated {header['generated_at']}, "
-        f"expires {header['expires_at']}",
-        "US$ per 1M tokens, standard tier, prices in force now; '+' marks long-context tiers; "
-        "search fees per 1k calls.",
+        (f"As of {header['as_of']} ({age_days} days old), generated {header['generated_at']}, "
+         f"expires {header['expires_at']}"),
+        ("US$ per 1M tokens, standard tier, prices in force now; '+' marks long-context tiers; "
+         "search fees per 1k calls."),
     ):
         console.print(Text(line))  # Text: a path or URL with [brackets] is not markup
     for provider in sorted({card.provider for card in cards}):

@@ -13,6 +13,7 @@ from spendguard_proxy.providers.base import Preflight, StreamCounter
 from spendguard_proxy.providers.estimate import estimate_input
 from spendguard_proxy.providers.fields import BOUNDED, FREE, Kind, Rule, bounded, free, refused
 from spendguard_proxy.providers.openai_chat import (
+    GROK_CHAT_TOOLS,
     openai_price_context,
     pin_openai_tier,
     writes_prompt_cache,
@@ -191,10 +192,7 @@ OPENAI_RESPONSES_TOOLS: dict[str, Rule] = {
     "tool_search": refused("server-side tool search has no published fee"),
 }
 
-# xAI Responses: OpenAI's shape, xAI's fields.
-_XAI_SERVER_TOOL = refused(
-    "xAI bills each server-side tool call, and SpendGuard cannot cap their number upstream"
-)
+# xAI Responses: OpenAI's shape, xAI's fields; the same tools as xAI's chat completions.
 GROK_RESPONSES_FIELDS: dict[str, Rule] = {
     **_SHARED,
     "reasoning": bounded(f"reasoning tokens are output; {_OUTPUT_CAP}",
@@ -205,23 +203,7 @@ GROK_RESPONSES_FIELDS: dict[str, Rule] = {
         "Live Search bills per source retrieved and is retired by xAI; use server-side tools"
     ),
 }
-GROK_RESPONSES_TOOLS: dict[str, Rule] = {
-    "function": _DEFINITION,
-    **{
-        kind: _XAI_SERVER_TOOL
-        for kind in (
-            "web_search",
-            "x_search",
-            "code_execution",
-            "code_interpreter",
-            "collections_search",
-            "attachment_search",
-            "file_search",
-            "image_generation",
-        )
-    },
-    "mcp": refused("remote MCP tool results enter the context with no size cap"),
-}
+GROK_RESPONSES_TOOLS = GROK_CHAT_TOOLS
 
 
 def _builtin_kinds(tools: Sequence[Any]) -> list[str]:

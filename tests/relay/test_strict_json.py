@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from spendguard_proxy.errors import InvalidRequest
 from spendguard_proxy.server.bodies import loads_strict
-
 from tests.invariants import assert_ledger_invariants
 
 CHAT = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": %s}]%s}'

@@ -72,11 +72,12 @@ async def test_sidecar_forwards_the_callers_own_org_header(relay_settings, dsn, 
     async with leaky_provider() as (base_url, seen):
         settings = relay_settings.model_copy(update={"openai_base_url": base_url})
         agent_id = await budgeted_agent()
-        async with running_proxy(settings, dsn) as url:
-            async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused",
-                                          max_retries=0, organization="org-mine",
-                                          default_headers={"x-cynsta-agent-id": str(agent_id)}
-                                          ) as client:
-                await client.chat.completions.create(
-                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        headers = {"x-cynsta-agent-id": str(agent_id)}
+        async with (
+            running_proxy(settings, dsn) as url,
+            openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0,
+                               organization="org-mine", default_headers=headers) as client,
+        ):
+            await client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     assert seen[0]["openai-organization"] == "org-mine"
