@@ -160,7 +160,6 @@ def database_url(settings: CliSettings | Settings) -> str:
 @contextlib.asynccontextmanager
 async def open_pool(dsn: str, place: str) -> AsyncIterator[asyncpg.Pool]:
     """A small pool on a database at the newest schema (migrated first if it is behind)."""
-    import asyncio
 
     import asyncpg
 

@@ -17,8 +17,8 @@ from spendguard_proxy.providers.registry import get_adapter
 from spendguard_proxy.server import count_routes
 from spendguard_proxy.server.agents_seen import AGENTS_SEEN
 from spendguard_proxy.server.auth import requires, tenant_of
-from spendguard_proxy.server.keys import POOL
 from spendguard_proxy.server.bodies import parse_uuid, read_json_object, require_json
+from spendguard_proxy.server.keys import POOL
 from spendguard_proxy.server.relay import Call, relay
 
 USE = "cap:use"

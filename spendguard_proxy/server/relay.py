@@ -29,9 +29,9 @@ from spendguard_proxy.errors import (
     AuthenticationError,
     BudgetLocked,
     InsufficientBudget,
-    UnpricedOption,
     ProviderTimeout,
     ProviderUnavailable,
+    UnpricedOption,
 )
 from spendguard_proxy.pricing.ratecard import RateCard
 from spendguard_proxy.providers.base import Adapter, Preflight, ThinkingBudgetUnaffordable

@@ -51,8 +51,8 @@ import base64
 import dataclasses
 import itertools
 import json
-import struct
 import re
+import struct
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager

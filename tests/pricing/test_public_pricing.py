@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from spendguard_proxy.errors import PricingError
 from spendguard_proxy.pricing.canonical import load_document
-from spendguard_proxy.pricing.ratecard import rate_at
 from spendguard_proxy.pricing.checks import TrustPolicy, check_trust
+from spendguard_proxy.pricing.ratecard import rate_at
 from spendguard_proxy.pricing.signing import verify_signature
 from spendguard_proxy.pricing.sources import table_from_bytes
 from spendguard_proxy.pricing.state import PricingState, load_initial
