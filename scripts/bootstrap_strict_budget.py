@@ -40,6 +40,14 @@ PLAIN_FIELDS = ("agent_id", "hard_limit_cents", "remaining_cents", "available_ce
                 "concurrency", "run_id")
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001
+        return None  # urllib then raises HTTPError for the 3xx
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 class BootstrapError(Exception):
     """A failure worth one line on stderr."""
 
@@ -113,9 +121,15 @@ class Client:
             self.base_url + path, data=data, method=method, headers=headers
         )
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            with _OPENER.open(request, timeout=TIMEOUT_S) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
+            if 300 <= exc.code < 400:
+                raise BootstrapError(
+                    f"{method} {path}: HTTP {exc.code}, a redirect to "
+                    f"{exc.headers.get('Location')}; not followed (it would carry the API key "
+                    "elsewhere): point CAP_BASE_URL at SpendGuard itself"
+                ) from None
             detail = _detail(exc.read())
             raise BootstrapError(f"{method} {path}: HTTP {exc.code}: {detail}") from None
         except (urllib.error.URLError, OSError) as exc:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spendguard_proxy.providers.fields import parse_forwarded
@@ -36,6 +36,10 @@ class Settings(BaseSettings):
 
     mode: Mode = Mode.sidecar
     database_url: str | None = None
+    # A transaction-pooling PgBouncer in front of database_url's database: the server's pools
+    # connect there (no statement cache); migrations, their advisory lock and the CLI stay on
+    # database_url.
+    database_pooler_url: str | None = None
     data_dir: Path = Field(default_factory=default_data_dir)
     host: str = "127.0.0.1"
     port: int = Field(8787, ge=0, le=65535)
@@ -63,6 +67,14 @@ class Settings(BaseSettings):
     exact_input_count: bool = True
     # Hosted mode: /metrics answers only to `Authorization: Bearer <token>` (off when unset).
     metrics_token: str | None = None
+    # One JSON line per request on the `spendguard.access` logger (stderr unless the embedding
+    # program gives that logger handlers of its own); server/telemetry.py.
+    access_log: bool = True
+    # OpenTelemetry traces (OTLP/HTTP protobuf to <endpoint>/v1/traces) when set.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    otel_service_name: str = Field("spendguard-proxy", validation_alias="OTEL_SERVICE_NAME")
     capture_content: bool = False
     # Comma-separated adapter:field[=value] entries forwarded although SpendGuard cannot bound
     # their cost (breaks the budget guarantee for calls that use them).
@@ -72,6 +84,14 @@ class Settings(BaseSettings):
     db_pool_max_size: int = Field(20, ge=1)
     db_command_timeout_s: float = Field(30.0, gt=0)
     key_cache_ttl_s: float = Field(2.0, ge=0, le=10)
+    # Slow clients (server/runner.py): a request's headers and body must arrive within
+    # client_body_timeout_s of its start, plus 1 s per client_body_min_rate_bytes_per_s received.
+    client_body_timeout_s: float = Field(30.0, gt=0)
+    client_body_min_rate_bytes_per_s: int = Field(8192, ge=1)
+    client_keepalive_timeout_s: float = Field(75.0, gt=0)
+    # Open connections per process; more are answered 503 and closed (keep it well below the
+    # file descriptor limit: each relayed call also holds an upstream connection).
+    client_max_connections: int = Field(900, ge=1)
 
     upstream_connect_timeout_s: float = Field(10.0, gt=0)
     upstream_first_byte_timeout_s: float = Field(120.0, gt=0)
@@ -97,6 +117,23 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("otel_exporter_otlp_endpoint")
+    @classmethod
+    def _check_otlp_endpoint(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL (OTLP/HTTP, e.g. port 4318)")
+        return value
+
+    @field_validator("database_pooler_url")
+    @classmethod
+    def _pooler_needs_direct_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value and not info.data.get("database_url"):
+            raise ValueError("needs CAP_DATABASE_URL too: the direct connection that migrations"
+                             " and their advisory lock use")
+        return value
 
     @field_validator("forward_unpriced_fields")
     @classmethod

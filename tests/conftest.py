@@ -87,16 +87,12 @@ async def pool(dsn, settings):
 
 @contextlib.asynccontextmanager
 async def running_proxy(settings, dsn):
-    """A real SpendGuard on 127.0.0.1 (random port); yields its base URL."""
-    from aiohttp import web
-
+    """A real SpendGuard on 127.0.0.1 (random port), started as `spendguard serve` starts it
+    (server/runner.py: the same client limits); yields its base URL."""
     from spendguard_proxy.server.app import build_app
+    from spendguard_proxy.server.runner import start_site
 
-    runner = web.AppRunner(build_app(settings, dsn), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    runner, port = await start_site(build_app(settings, dsn), settings)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -114,10 +114,14 @@ class HttpBackend:
         req = urllib.request.Request(
             self.base_url + path, data=data, method=method, headers=headers
         )
+        # No redirects: urllib would resend the tenant key to wherever Location points.
+        opener = urllib.request.build_opener(_no_redirect_handler())
         try:
-            with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S) as resp:
+            with opener.open(req, timeout=HTTP_TIMEOUT_S) as resp:
                 return json.loads(resp.read() or b"{}")
         except urllib.error.HTTPError as exc:
+            if 300 <= exc.code < 400:
+                raise CliError(_redirect_message(self.base_url, exc)) from None
             place = f" (at {self.base_url})" if exc.code == 404 else ""
             raise CliError(f"HTTP {exc.code}: {_detail(exc.read())}{place}") from None
         except (urllib.error.URLError, OSError) as exc:
@@ -160,6 +164,23 @@ class HttpBackend:
     async def usage(self, agent: str, limit: int, before: int | None) -> dict[str, Any]:
         query = f"?limit={limit}" + (f"&before={before}" if before is not None else "")
         return self._call("GET", self._agent_path(agent, "/usage") + query)
+
+
+def _no_redirect_handler():
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            return None  # urllib then raises HTTPError with the 3xx answer
+
+    return NoRedirect
+
+
+def _redirect_message(base_url: str, exc) -> str:
+    location = (exc.headers.get("Location") or "(no Location header)")[:300]
+    return (f"SpendGuard at {base_url} answered HTTP {exc.code}, a redirect to {location}; "
+            "not followed, so the API key is never sent elsewhere. Set --base-url/CAP_BASE_URL "
+            "to the address that serves the API")
 
 
 def _detail(raw: bytes) -> str:

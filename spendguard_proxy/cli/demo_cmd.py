@@ -24,14 +24,11 @@ MODEL = "gpt-4o"
 MAX_CALLS = 50
 
 
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    from aiohttp import web
+async def _serve(app: web.Application, settings) -> tuple[web.AppRunner, str]:
+    from spendguard_proxy.server.runner import start_site
 
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+    runner, port = await start_site(app, settings)  # as `spendguard serve` runs it
+    return runner, f"http://127.0.0.1:{port}"
 
 
 def _chat(stream: bool) -> dict:
@@ -78,7 +75,7 @@ async def _run(console: Console, budget_cents: int, settings, dsn: str) -> int:
         demo_settings = settings.model_copy(update={
             "mode": Mode.sidecar, "openai_api_key": "demo-key",
             "openai_base_url": fake.base_url_openai})
-        runner, url = await _serve(build_app(demo_settings, dsn))
+        runner, url = await _serve(build_app(demo_settings, dsn), demo_settings)
         try:
             async with aiohttp.ClientSession() as http:
                 return await _checklist(console, http, url, budget_cents)

@@ -9,6 +9,7 @@ from spendguard_proxy.cli.errors import CliError
 
 
 def _serve(args) -> int:
+    import asyncio
     import logging
 
     from spendguard_proxy.cli.session import connect_errors, resolve_dsn, settings_or_exit, where
@@ -20,8 +21,6 @@ def _serve(args) -> int:
     # The port first: a busy port fails at once, before a database is started or migrated.
     sock = _bind(settings.host, settings.port)
     try:
-        from aiohttp import web
-
         from spendguard_proxy.db import pool as db
         from spendguard_proxy.server.app import build_app
 
@@ -37,14 +36,33 @@ def _serve(args) -> int:
         app = build_app(settings, dsn)
         url = f"http://{_url_host(settings.host)}:{sock.getsockname()[1]}"
         line = f"SpendGuard ({settings.mode.value}) on {url}, database: {where(settings)}"
-
-        def announce(_aiohttp_banner: str) -> None:  # called once the socket listens
-            print(line, flush=True)
-
-        web.run_app(app, sock=sock, print=announce, access_log=None, loop=_event_loop())
+        with asyncio.Runner(loop_factory=_event_loop_factory()) as loop_runner:
+            loop_runner.run(_serve_until_stopped(app, settings, sock, line))
     finally:
         sock.close()
     return 0
+
+
+async def _serve_until_stopped(app, settings, sock: socket.socket, line: str) -> None:
+    """Serve on ``sock`` (server/runner.py) until SIGINT or SIGTERM, then stop gracefully;
+    ``line`` is printed once the socket listens."""
+    import asyncio
+    import contextlib
+    import signal
+
+    from spendguard_proxy.server.runner import start_site
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # no loop signal handlers on Windows
+            loop.add_signal_handler(signum, stop.set)
+    runner, _ = await start_site(app, settings, sock=sock)
+    try:
+        print(line, flush=True)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -68,16 +86,16 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _event_loop():
+def _event_loop_factory():
     """uvloop where it is installed (Linux, macOS): the proxy spends most of its time in
     socket I/O, which uvloop does in C."""
-    import asyncio
-
     try:
         import uvloop
     except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+        import asyncio
+
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
 
 
 def register(sub: argparse._SubParsersAction) -> None:

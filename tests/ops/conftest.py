@@ -19,6 +19,7 @@ from aiohttp import web
 
 from spendguard_proxy import tenants
 from spendguard_proxy.server.app import build_app
+from spendguard_proxy.server.runner import start_site
 from spendguard_proxy.settings import Mode
 from spendguard_proxy.testing.fake_provider import run_fake_provider
 
@@ -41,11 +42,7 @@ class Server:
 
 async def _start(settings, dsn):
     app = build_app(settings, dsn)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    runner, port = await start_site(app, settings)
     session = aiohttp.ClientSession()
     return runner, Server(app, f"http://127.0.0.1:{port}", session)
 

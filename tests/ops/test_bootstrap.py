@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 
 from spendguard_proxy import ledger
+from spendguard_proxy.server.runner import start_site
 from tests.ops.conftest import clean_env, new_tenant, run_bootstrap
 
 BUDGET_FIELDS = {
@@ -183,3 +184,31 @@ async def test_a_failed_budget_step_deletes_the_agent_again():
                        "(the agent was deleted again)\n")
     assert calls == ["GET /health", "POST /v1/agents", "POST /v1/agents/a1/budget",
                      "DELETE /v1/agents/a1"]
+
+
+async def test_a_redirect_is_not_followed_with_the_key(settings):
+    seen: list[str] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("x-api-key", ""))
+        return web.json_response({"agent_id": "00000000-0000-0000-0000-000000000001"})
+
+    async def redirecting(request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"{other_url}{request.path}")
+
+    other_app, redirect_app = web.Application(), web.Application()
+    other_app.router.add_route("*", "/{tail:.*}", elsewhere)
+    redirect_app.router.add_route("*", "/{tail:.*}", redirecting)
+    other, other_port = await start_site(other_app, settings)
+    other_url = f"http://127.0.0.1:{other_port}"
+    here, port = await start_site(redirect_app, settings)
+    try:
+        env = clean_env()
+        env.update({"CAP_BASE_URL": f"http://127.0.0.1:{port}",
+                    "CAP_API_KEY": "sk_cynsta_live_" + "r" * 32})
+        result = await run_bootstrap("--name", "probe", "--limit", "5", env=env)
+    finally:
+        await here.cleanup()
+        await other.cleanup()
+    assert result.code == 1 and "redirect" in result.err and "not followed" in result.err
+    assert seen == []  # the other origin never saw the key
