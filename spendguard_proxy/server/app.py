@@ -20,6 +20,7 @@ from spendguard_proxy.server.keys import LEDGER, POOL, PRICING, SETTINGS
 from spendguard_proxy.server.metrics import setup_metrics
 from spendguard_proxy.server.middlewares import DATABASE_DOWN, errors_middleware
 from spendguard_proxy.server.public_pricing import public_pricing
+from spendguard_proxy.server.telemetry import setup_telemetry
 from spendguard_proxy.server.upstream import upstream_sessions
 from spendguard_proxy.settings import Settings
 
@@ -45,6 +46,7 @@ def build_app(settings: Settings, dsn: str) -> web.Application:
     app.router.add_routes(model_routes.routes)
     app.router.add_get("/v1/public/pricing", public_pricing)
     setup_metrics(app)
+    setup_telemetry(app)  # outermost: logs after settlement, with the status the client got
     return app
 
 

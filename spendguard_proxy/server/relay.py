@@ -38,6 +38,7 @@ from spendguard_proxy.providers.base import Adapter, Preflight, ThinkingBudgetUn
 from spendguard_proxy.server.exact_count import exact_input_tokens
 from spendguard_proxy.server.keys import LEDGER, METRICS, POOL, PRICING, SETTINGS
 from spendguard_proxy.server.middlewares import DATABASE_DOWN
+from spendguard_proxy.server.telemetry import CALL_LOG, CallLog, response_model
 from spendguard_proxy.server.upstream import session_for
 from spendguard_proxy.settings import Mode, Settings
 from spendguard_proxy.usage import Usage
@@ -89,6 +90,8 @@ class Outcome:
     voided: bool = False  # the provider refused before generating: charge nothing
     settled: bool = False
     breakdown: dict[str, Any] | None = None
+    settlement: ledger.Settlement | None = None  # for the access log and traces
+    response_model: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +106,10 @@ class Priced:
 async def relay(request: web.Request, call: Call) -> web.StreamResponse:
     app = request.app
     settings: Settings = app[SETTINGS]
+    record = request[CALL_LOG] = CallLog(call)  # read by server/telemetry.py at the end
     pre = call.adapter.preflight(call.body, model=call.model, stream=call.stream,
                                  forwarded=settings.forwarded_fields, headers=request.headers)
+    record.pre = pre
     card = app[PRICING].table.lookup(call.adapter.pricing_provider, pre.model)
     api_key = provider_key(settings, call.adapter, request)
     pre = _pin_defaults(pre, card)
@@ -115,13 +120,16 @@ async def relay(request: web.Request, call: Call) -> web.StreamResponse:
         app[METRICS].rejected(exc.status)
         raise
     app[METRICS].reservation(call.adapter.pricing_provider)
-    outcome = Outcome()
+    record.reservation = reservation
+    outcome = record.outcome = Outcome()
     heartbeat = asyncio.create_task(_heartbeat(app, reservation.hold_id))
     try:
         return await _forward(request, call, pre, reservation, api_key, outcome, priced)
     finally:
         heartbeat.cancel()
-        await asyncio.shield(_settle(app, call, pre, priced, reservation, outcome))
+        record.settling = asyncio.ensure_future(
+            _settle(app, call, pre, priced, reservation, outcome))
+        await asyncio.shield(record.settling)
 
 
 # Options whose provider default may be a dearer variant: where the model prices the option,
@@ -335,6 +343,7 @@ async def _whole(request, upstream, call, pre, res, outcome: Outcome, priced) ->
         outcome.reason = "upstream_disconnect"
         raise ProviderUnavailable(f"The provider connection failed: {exc}") from None
     answer = _json_or_none(body)
+    outcome.response_model = response_model(answer)
     outcome.usage = call.adapter.usage_from_json(answer, pre) if answer is not None else None
     outcome.reason = "complete" if outcome.usage is not None else "usage_missing"
     settlement = await _settle(request.app, call, pre, priced, res, outcome)
@@ -438,6 +447,7 @@ async def _settle(app, call, pre, priced, res, outcome: Outcome) -> ledger.Settl
                           "full on expiry", res.hold_id, attempt + 1, exc)
                 raise
             await asyncio.sleep(pause_s)
+    outcome.settlement = settlement
     if settlement.overrun_microcents:
         log.error(
             "OVERRUN agent=%s hold=%s realized=%d µ¢ exceeds what the budget could cover by %d µ¢",
