@@ -5,12 +5,20 @@ row and appends a ledger row with its delta and the balance after it. Reserve, s
 expiry run as single-statement database functions (migrations/versions/0002) so the row lock
 lasts one server-side step; the rules are documented there and on each function here.
 
+Every write here commits durably (``synchronous_commit`` on: a hold lost in a crash would let a
+billed call go uncounted) whatever the server's, database's or role's default, and leaves no
+session state behind, so it works unchanged through a transaction-pooling PgBouncer: the
+database functions ``SET LOCAL`` it inside their own transaction (migration 0005), the other
+writes run in ``durable_transaction``.
+
 Amounts are integer microcents (1 cent = 1,000,000 µ¢); cents appear only at the API edge.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
@@ -38,6 +46,21 @@ def _iso(ts: datetime | None) -> str | None:
     return ts.isoformat().replace("+00:00", "Z") if ts is not None else None
 
 
+DURABLE_SQL = "SET LOCAL synchronous_commit = on"
+
+
+@contextlib.asynccontextmanager
+async def durable_transaction(db: Db) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction whose COMMIT waits for the WAL flush. ``SET LOCAL``, not a connection
+    setting: it ends with the transaction, and a pooler cannot drop it (on a connection
+    already in a transaction this is a savepoint, and the setting still reaches its COMMIT)."""
+    async with contextlib.AsyncExitStack() as stack:
+        conn = await stack.enter_async_context(db.acquire()) if isinstance(db, asyncpg.Pool) else db
+        await stack.enter_async_context(conn.transaction())
+        await conn.execute(DURABLE_SQL)
+        yield conn
+
+
 # ---------------------------------------------------------------- agents
 
 
@@ -50,13 +73,14 @@ def _agent_not_found(agent_id: uuid.UUID) -> NotFound:
 
 
 async def create_agent(db: Db, tenant_id: uuid.UUID, name: str | None) -> dict[str, Any]:
-    row = await db.fetchrow(
-        "INSERT INTO agents (id, tenant_id, name) VALUES ($1, $2, $3)"
-        " RETURNING id, name, created_at",
-        uuid.uuid4(),
-        tenant_id,
-        name,
-    )
+    async with durable_transaction(db) as conn:
+        row = await conn.fetchrow(
+            "INSERT INTO agents (id, tenant_id, name) VALUES ($1, $2, $3)"
+            " RETURNING id, name, created_at",
+            uuid.uuid4(),
+            tenant_id,
+            name,
+        )
     return _agent_json(row)
 
 
@@ -84,13 +108,14 @@ async def get_agent(db: Db, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> dict[s
 async def rename_agent(
     db: Db, tenant_id: uuid.UUID, agent_id: uuid.UUID, name: str
 ) -> dict[str, Any]:
-    row = await db.fetchrow(
-        "UPDATE agents SET name = $3 WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL"
-        " RETURNING id, name, created_at",
-        agent_id,
-        tenant_id,
-        name,
-    )
+    async with durable_transaction(db) as conn:
+        row = await conn.fetchrow(
+            "UPDATE agents SET name = $3 WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL"
+            " RETURNING id, name, created_at",
+            agent_id,
+            tenant_id,
+            name,
+        )
     if row is None:
         raise _agent_not_found(agent_id)
     return _agent_json(row)
@@ -98,25 +123,27 @@ async def rename_agent(
 
 async def delete_agent(db: Db, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> dict[str, Any]:
     """Hide the agent; its budget and ledger stay for audit, and calls in flight still settle."""
-    row = await db.fetchrow(
-        "UPDATE agents SET deleted_at = now()"
-        " WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL RETURNING id",
-        agent_id,
-        tenant_id,
-    )
+    async with durable_transaction(db) as conn:
+        row = await conn.fetchrow(
+            "UPDATE agents SET deleted_at = now()"
+            " WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL RETURNING id",
+            agent_id,
+            tenant_id,
+        )
     if row is None:
         raise _agent_not_found(agent_id)
     return {"agent_id": str(agent_id), "deleted": True}
 
 
 async def create_run(db: Db, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> dict[str, Any]:
-    run_id = await db.fetchval(
-        "INSERT INTO runs (id, agent_id) SELECT $1, id FROM agents"
-        " WHERE id = $2 AND tenant_id = $3 AND deleted_at IS NULL RETURNING id",
-        uuid.uuid4(),
-        agent_id,
-        tenant_id,
-    )
+    async with durable_transaction(db) as conn:
+        run_id = await conn.fetchval(
+            "INSERT INTO runs (id, agent_id) SELECT $1, id FROM agents"
+            " WHERE id = $2 AND tenant_id = $3 AND deleted_at IS NULL RETURNING id",
+            uuid.uuid4(),
+            agent_id,
+            tenant_id,
+        )
     if run_id is None:
         raise _agent_not_found(agent_id)
     return {"run_id": str(run_id)}
@@ -161,7 +188,7 @@ async def get_budget(db: Db, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> dict[
 
 
 async def set_budget(
-    pool: asyncpg.Pool,
+    db: Db,
     tenant_id: uuid.UUID,
     agent_id: uuid.UUID,
     *,
@@ -177,7 +204,7 @@ async def set_budget(
     """
     limit = hard_limit_cents * MICROCENTS_PER_CENT
     topup = (topup_cents or 0) * MICROCENTS_PER_CENT
-    async with pool.acquire() as conn, conn.transaction():
+    async with durable_transaction(db) as conn:
         # NO KEY UPDATE serialises budget changes per agent yet leaves the agent row open to
         # the KEY SHARE locks that foreign-key checks of concurrent reserves and settles take
         # (plain FOR UPDATE here deadlocks against them: agents->budgets vs budgets->agents).
@@ -453,12 +480,13 @@ def settlement_from_row(hold_id: uuid.UUID, row) -> Settlement:
 
 async def heartbeat(db: Db, hold_id: uuid.UUID, *, ttl_s: int) -> bool:
     """Extend a live hold's expiry; False when it is gone (settled or expired and charged)."""
-    expires = await db.fetchval(
-        "UPDATE holds SET expires_at = now() + make_interval(secs => $2) WHERE id = $1"
-        " RETURNING expires_at",
-        hold_id,
-        ttl_s,
-    )
+    async with durable_transaction(db) as conn:
+        expires = await conn.fetchval(
+            "UPDATE holds SET expires_at = now() + make_interval(secs => $2) WHERE id = $1"
+            " RETURNING expires_at",
+            hold_id,
+            ttl_s,
+        )
     return expires is not None
 
 

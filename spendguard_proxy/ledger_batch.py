@@ -5,7 +5,9 @@ commit is flushed to disk. Batching turns N waiting transactions into one: the r
 arrive while a batch is in the database go together in the next one (sg_reserve_many /
 sg_settle_many, migration 0003). A lone request still goes alone at once, so batching adds
 no latency when the proxy is idle. Every caller still gets its own reply only after its
-batch committed: a hold is durable before the provider is called.
+batch committed: a hold is durable before the provider is called (each batch is one statement,
+so one transaction, and the functions ``SET LOCAL synchronous_commit = on`` for it — migration
+0005 — which also holds through a transaction-pooling PgBouncer).
 """
 
 from __future__ import annotations
