@@ -92,6 +92,18 @@ class Bench:
         self.children.append(child)
         return child
 
+    def _floor(self) -> procs.Child:
+        """The bare aiohttp relay (bench/floor.py) to the fake provider: the stack's floor."""
+        port = procs.free_port()
+        argv = [sys.executable, "-m", "bench.floor", "--port", str(port),
+                "--upstream", self.fake.origin]
+        env = procs.base_env()
+        checkout = str(Path(__file__).resolve().parent.parent)  # children run in log_dir
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [checkout, env.get("PYTHONPATH")]))
+        child = procs.start("floor", argv, env, port, self.log_dir, health_path="/health")
+        self.children.append(child)
+        return child
+
     def stop_all(self) -> None:
         for child in reversed(self.children):
             child.stop()
@@ -117,9 +129,10 @@ class Bench:
 
     def target(self, child: procs.Child | None, agent=None, key: str | None = None,
                body: bytes = CHAT_BODY) -> Target:
-        if child is None:  # the fake provider, directly
+        if child is None or child.name == "floor":  # the fake provider, directly or relayed
+            origin = self.fake.origin if child is None else child.origin
             headers = {**JSON_HEADERS, "Authorization": "Bearer sk-bench-openai"}
-            return Target(f"{self.fake.origin}/v1/chat/completions", body, headers)
+            return Target(f"{origin}/v1/chat/completions", body, headers)
         if agent is None:  # LiteLLM
             headers = {**JSON_HEADERS, "Authorization": f"Bearer {key}"}
             return Target(f"{child.origin}/v1/chat/completions", body, headers)
@@ -141,6 +154,7 @@ class Bench:
             self.children.append(litellm)
         sg1 = self._spendguard("spendguard-1")
         sg2 = self._spendguard("spendguard-2")
+        floor = self._floor()
         agents = asyncio.run(database.make_agents(
             self.dsn, ["hot", "c1", "ledger", "ledger_batched", "stream", "profile"]
             + [f"spread{i}" for i in range(SPREAD_AGENTS)]))
@@ -156,6 +170,10 @@ class Bench:
         spread_target = self.target(sg1, agents["hot"])
         spread_target.rotate = ("x-cynsta-agent-id", spread)
         self.load("spendguard_c32_spread", [spread_target], 32, sg1)
+        print("floor (the bare aiohttp relay to the same fake: uvloop, one pooled session)")
+        self.load("floor_c1", [self.target(floor)], 1, floor)
+        self.load("floor_c32", [self.target(floor)], 32, floor)
+        floor.stop()
 
         print("hot agent")
         self.results["hot_agent_ledger"] = {}

@@ -8,6 +8,8 @@ from rich.table import Table
 TARGET_C32_RPS = 1000
 TARGET_C32_OF_DIRECT = 0.40
 TARGET_C1_ADDED_P50_MS = 2.0
+TARGET_C1_ADDED_P50_STRICT_MS = 1.5
+TARGET_C32_OF_FLOOR = 0.5
 TARGET_HOT_SETTLED_PER_S = 1000
 TARGET_VS_LITELLM = 10.0
 
@@ -35,6 +37,14 @@ def summary(results: dict) -> list[dict]:
         added = round(sg1["p50_ms"] - d1["p50_ms"], 3)
         rows.append({"target": "c=1 added median latency ≤ 2 ms", "measured": f"{added} ms",
                      "verdict": _verdict(added <= TARGET_C1_ADDED_P50_MS)})
+        rows.append({"target": "c=1 added p50 over direct ≤ 1.5 ms", "measured": f"{added} ms",
+                     "verdict": _verdict(added <= TARGET_C1_ADDED_P50_STRICT_MS)})
+    floor32 = _load(results, "floor_c32")
+    if sg32 and floor32:
+        share = sg32["rps"] / floor32["rps"] if floor32["rps"] else 0
+        rows.append({"target": "budgeted c=32 ≥ 0.5 of the bare relay (one worker)",
+                     "measured": f"{share:.2f}",
+                     "verdict": _verdict(share >= TARGET_C32_OF_FLOOR)})
     for mode, ledger in results.get("hot_agent_ledger", {}).items():
         what = {"direct": "ledger.reserve/settle, a transaction each",
                 "batched": "LedgerBatcher, as the server"}.get(mode, mode)
@@ -80,7 +90,7 @@ def cpu_ms_per_request(result: dict) -> dict[str, float]:
 
 def _cpu_per_request(result: dict) -> str:
     per = cpu_ms_per_request(result)
-    proxy = sum(v for k, v in per.items() if k.startswith(("spendguard", "litellm")))
+    proxy = sum(v for k, v in per.items() if k.startswith(("spendguard", "litellm", "floor")))
     if not per:
         return ""
     parts = [f"{proxy:.2f}" if proxy else "-", f"{per.get('postgres', 0):.2f}",
@@ -107,6 +117,8 @@ def print_report(results: dict, console: Console | None = None) -> None:
     ratios = {
         "spendguard_c1": f"{_ratio(sg1, d1)} of direct",
         "spendguard_c32": f"{_ratio(sg32, d32)} of direct",
+        "floor_c1": f"SG/floor {_ratio(sg1, loads.get('floor_c1'))}",
+        "floor_c32": f"SG/floor {_ratio(sg32, loads.get('floor_c32'))}",
         "spendguard_c32_spread": f"{_ratio(loads.get('spendguard_c32_spread'), d32)} of direct",
         "litellm_c1": f"SG/LiteLLM {_ratio(sg1, loads.get('litellm_c1'))}",
         "litellm_c32": f"SG/LiteLLM {_ratio(sg32, loads.get('litellm_c32'))}",
@@ -123,6 +135,8 @@ def print_report(results: dict, console: Console | None = None) -> None:
         "spendguard_c64_hot": "SpendGuard hot agent",
         "scale_2x_c16": "2 SpendGuards, 1 agent",
         "scale_2x_c32": "2 SpendGuards, 1 agent",
+        "floor_c1": "bare aiohttp relay (floor)",
+        "floor_c32": "bare aiohttp relay (floor)",
         "litellm_c1": "LiteLLM pass-through",
         "litellm_c32": "LiteLLM pass-through",
     }

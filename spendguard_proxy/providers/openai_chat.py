@@ -176,9 +176,10 @@ def openai_price_context(adapter: str, body: Mapping[str, Any],
     return {"service_tier": tier}
 
 
-def pin_openai_tier(out: dict[str, Any]) -> None:
-    """Send the tier SpendGuard priced: absent or 'auto' would take the project's default."""
-    if out.get("service_tier") in (None, "auto"):
+def pin_openai_tier(out: dict[str, Any], provider: str) -> None:
+    """Send the tier SpendGuard priced: absent or 'auto' would take the OpenAI project's
+    default, which may be priority. xAI publishes no tiers, so nothing is added there."""
+    if provider == "openai" and out.get("service_tier") in (None, "auto"):
         out["service_tier"] = "default"
 
 
@@ -267,7 +268,7 @@ class ChatAdapter:
             out["stream_options"] = {**(out.get("stream_options") or {}), "include_usage": True}
         elif "stream" in out:
             out["stream"] = False
-        pin_openai_tier(out)
+        pin_openai_tier(out, self.pricing_provider)
         headers = base.forwarded_headers(client_headers)
         headers["content-type"] = "application/json"
         if api_key:

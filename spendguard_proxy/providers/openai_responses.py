@@ -293,7 +293,7 @@ class ResponsesAdapter:
         tools = out.get("tools")
         if isinstance(tools, list) and _builtin_kinds(tools):
             out["max_tool_calls"] = tool_calls_cap(out)  # the cap the hold priced
-        pin_openai_tier(out)
+        pin_openai_tier(out, self.pricing_provider)
         headers = base.forwarded_headers(client_headers)
         headers["content-type"] = "application/json"
         if api_key:
