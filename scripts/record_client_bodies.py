@@ -2202,7 +2202,7 @@ def extract_sections() -> list[Section]:
             Section("xai.chat.nested", "xAI — `search_parameters` (Live Search) fields", xs)
         )
     except ImportError:
-        pass
+        pass  # xai-sdk is optional here: without it FIELDS.md just lacks the xAI sections
 
     # --- Anthropic Messages ---
     from anthropic.types import message_count_tokens_params as mctp

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from fractions import Fraction
 from typing import Any
@@ -92,6 +92,17 @@ class RateCard:
     deprecated: bool = False
     source: str | None = None
     equal_names: tuple[str, ...] = ()  # the exact names its match rule lists
+    # Request options with a price, e.g. {"service_tier": ["flex", "priority"]}: derived
+    # from the variants once, since the relay asks on every call.
+    option_values: Mapping[str, list[str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        found: dict[str, set[str]] = {}
+        for variant in self.variants:
+            for key, value in variant.when.items():
+                found.setdefault(key, set()).add(value)
+        options = {key: sorted(values) for key, values in sorted(found.items())}
+        object.__setattr__(self, "option_values", options)
 
 
     def resolve(
@@ -125,15 +136,6 @@ class RateCard:
             if item not in priced:
                 raise UnpricedOption(self.provider, self.model, *item)
         return resolved
-
-    @property
-    def option_values(self) -> dict[str, list[str]]:
-        """Request options with a price, e.g. ``{"service_tier": ["flex", "priority"]}``."""
-        found: dict[str, set[str]] = {}
-        for variant in self.variants:
-            for key, value in variant.when.items():
-                found.setdefault(key, set()).add(value)
-        return {key: sorted(values) for key, values in sorted(found.items())}
 
 
 def parse_entry(provider: str, entry: Any, index: int) -> RateCard:

@@ -183,6 +183,15 @@ def forwarded_headers(client_headers: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def openai_style_headers(client_headers: Mapping[str, str], api_key: str | None) -> dict[str, str]:
+    """Upstream headers of an OpenAI-format call (OpenAI, xAI): JSON and a bearer key."""
+    headers = forwarded_headers(client_headers)
+    headers["content-type"] = "application/json"
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    return headers
+
+
 def bearer_token(client_headers: Mapping[str, str]) -> str | None:
     for name, value in client_headers.items():
         if name.lower() == "authorization":

@@ -269,10 +269,7 @@ class ChatAdapter:
         elif "stream" in out:
             out["stream"] = False
         pin_openai_tier(out, self.pricing_provider)
-        headers = base.forwarded_headers(client_headers)
-        headers["content-type"] = "application/json"
-        if api_key:
-            headers["authorization"] = f"Bearer {api_key}"
+        headers = base.openai_style_headers(client_headers, api_key)
         return f"{base_url.rstrip('/')}/chat/completions", headers, base.dump_json(out)
 
     def usage_from_json(self, answer: Any, preflight: Preflight | None = None) -> Usage | None:

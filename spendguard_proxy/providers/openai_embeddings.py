@@ -69,10 +69,7 @@ class EmbeddingsAdapter:
         model: str | None = None,
         price_context: Mapping[str, str] | None = None,  # the variant priced
     ) -> tuple[str, dict[str, str], bytes]:
-        headers = base.forwarded_headers(client_headers)
-        headers["Content-Type"] = "application/json"
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
+        headers = base.openai_style_headers(client_headers, api_key)
         return f"{base_url.rstrip('/')}/embeddings", headers, base.dump_json(body)
 
     def usage_from_json(self, answer: Any, preflight: Preflight | None = None) -> Usage | None:

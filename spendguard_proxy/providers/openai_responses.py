@@ -294,10 +294,7 @@ class ResponsesAdapter:
         if isinstance(tools, list) and _builtin_kinds(tools):
             out["max_tool_calls"] = tool_calls_cap(out)  # the cap the hold priced
         pin_openai_tier(out, self.pricing_provider)
-        headers = base.forwarded_headers(client_headers)
-        headers["content-type"] = "application/json"
-        if api_key:
-            headers["authorization"] = f"Bearer {api_key}"
+        headers = base.openai_style_headers(client_headers, api_key)
         return f"{base_url.rstrip('/')}/responses", headers, base.dump_json(out)
 
     def usage_from_json(self, answer: Any, preflight: Preflight | None = None) -> Usage | None:

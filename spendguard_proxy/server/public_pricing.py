@@ -66,8 +66,6 @@ def signed_public_pricing(
     now = now or datetime.now(UTC)
     window_start = _window_start(now)
     key_digest = hashlib.sha256(private_key.encode()).hexdigest()
-    if not isinstance(state.public_cache, dict):
-        state.public_cache = {}
     cached = state.public_cache.get(schema_version)
     if (
         isinstance(cached, SignedPricing)

@@ -16,7 +16,14 @@ import pytest
 from spendguard_proxy import billing
 from spendguard_proxy.errors import InvalidRequest, UnpricedOption
 from spendguard_proxy.pricing.sources import load_bundled
-from spendguard_proxy.providers import anthropic, fields, gemini, openai_chat, openai_responses
+from spendguard_proxy.providers import (
+    anthropic,
+    fields,
+    gemini,
+    openai_chat,
+    openai_embeddings,
+    openai_responses,
+)
 from spendguard_proxy.providers.base import DEFAULT_TOOL_CALLS_MAX
 from spendguard_proxy.providers.fields import Kind
 from spendguard_proxy.providers.registry import get_adapter
@@ -151,6 +158,9 @@ GEMINI_TOOLS = {
 }
 
 
+EMBEDDINGS = {"model": F, "input": B, "encoding_format": F, "dimensions": F, "user": F}
+
+
 def _kinds(table: fields.FieldTable) -> dict[str, str]:
     return {name: rule.kind.value for name, rule in table.items()}
 
@@ -172,10 +182,11 @@ def _camel_only(table: fields.FieldTable) -> dict[str, str]:
         (openai_responses.GROK_RESPONSES_TOOLS, GROK_TOOLS),
         (anthropic.ANTHROPIC_FIELDS, ANTHROPIC),
         (anthropic.ANTHROPIC_BETAS, ANTHROPIC_BETAS),
+        (openai_embeddings.EMBEDDINGS_FIELDS, EMBEDDINGS),
     ],
     ids=["openai_chat", "openai_chat.tools", "grok_chat", "grok_chat.tools", "openai_responses",
          "openai_responses.tools", "grok_responses", "grok_responses.tools",
-         "anthropic_messages", "anthropic-beta"],
+         "anthropic_messages", "anthropic-beta", "openai_embeddings"],
 )
 def test_every_field_has_its_kind(table: fields.FieldTable, expected: dict[str, str]) -> None:
     assert _kinds(table) == expected
@@ -225,6 +236,7 @@ BASES: dict[str, tuple[dict[str, Any], str | None]] = {
     "grok_responses": ({"model": "grok-4.3", "input": "hi"}, None),
     "anthropic_messages": ({"model": "claude-opus-5", "messages": MSG}, None),
     "gemini": ({"contents": CONTENTS}, "gemini-3.5-flash"),
+    "openai_embeddings": ({"model": "text-embedding-3-small", "input": "hi"}, None),
 }
 REFUSED_FIELDS = [
     ("openai_chat", "audio", {"voice": "alloy", "format": "wav"}),
