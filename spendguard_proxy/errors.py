@@ -25,6 +25,9 @@ class SpendGuardError(Exception):
         super().__init__(message)
         self.message = message
 
+    def headers(self) -> dict[str, str]:
+        return {}
+
     def body(self) -> dict:
         return {
             "detail": self.message,
@@ -85,6 +88,32 @@ class BudgetLocked(SpendGuardError):
 
     def __init__(self, message: str = "Agent budget is locked by an in-flight run") -> None:
         super().__init__(message)
+
+    def headers(self) -> dict[str, str]:
+        # The official openai and anthropic SDKs retry 409 twice by default (~1.4 s); a locked
+        # budget stays locked for the other run's whole call, so tell them not to (both obey
+        # `x-should-retry: false`, checked before their status rules).
+        return {"x-should-retry": "false"}
+
+
+class ModelNotAllowed(PermissionDenied):
+    type = "model_not_allowed"
+
+
+class RateLimited(SpendGuardError):
+    """The agent's rpm_limit or tpm_limit; ``retry_after_s`` None: this call can never fit."""
+
+    status = 429
+    type = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int | None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after_s is None:
+            return {"x-should-retry": "false"}
+        return {"retry-after": str(self.retry_after_s)}
 
 
 class RequestTooLarge(SpendGuardError):

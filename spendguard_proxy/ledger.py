@@ -20,13 +20,20 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
 import asyncpg
 
-from spendguard_proxy.errors import BudgetLocked, InsufficientBudget, NotFound, format_cents
+from spendguard_proxy.errors import (
+    BudgetLocked,
+    InsufficientBudget,
+    ModelNotAllowed,
+    NotFound,
+    RateLimited,
+    format_cents,
+)
 
 MICROCENTS_PER_CENT = 1_000_000
 LOCAL_TENANT_ID = uuid.UUID(int=0)
@@ -153,7 +160,9 @@ async def create_run(db: Db, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> dict[
 
 _BUDGET_SQL = """
 SELECT b.agent_id, b.hard_limit_microcents, b.remaining_microcents, b.held_microcents,
-       b.concurrency, b.locked_run_id,
+       b.concurrency, b.locked_run_id, b.group_id, b.period, b.period_resets_at,
+       b.period_spent_microcents, b.rpm_limit, b.tpm_limit, b.allowed_models,
+       b.alert_thresholds_pct,
        (SELECT max(expires_at) FROM holds h WHERE h.agent_id = b.agent_id) AS locked_expires_at
   FROM budgets b JOIN agents a ON a.id = b.agent_id
  WHERE b.agent_id = $1 AND a.tenant_id = $2 AND a.deleted_at IS NULL
@@ -173,11 +182,38 @@ def _budget_json(row: asyncpg.Record) -> dict[str, Any]:
         "locked_run_id": str(row["locked_run_id"]) if row["locked_run_id"] else None,
         "locked_cents": to_cents_ceil(held),
         "locked_expires_at": _iso(row["locked_expires_at"]),
+        **policy_json(row),
+        "rpm_limit": row["rpm_limit"],
+        "tpm_limit": row["tpm_limit"],
+        "allowed_models": row["allowed_models"],
+        "group_id": str(row["group_id"]) if row["group_id"] else None,
     }
 
 
-async def get_budget(db: Db, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> dict[str, Any]:
+def policy_json(row: asyncpg.Record) -> dict[str, Any]:
+    """The period and alert fields agent budgets and groups share."""
+    return {
+        "period": row["period"],
+        "period_resets_at": _iso(row["period_resets_at"]),
+        "period_spent_cents": to_cents_ceil(row["period_spent_microcents"]),
+        "period_spent_microcents": row["period_spent_microcents"],
+        "alert_thresholds_pct": row["alert_thresholds_pct"],
+    }
+
+
+def period_overdue(row: asyncpg.Record, now: datetime | None) -> bool:
+    resets_at = row["period_resets_at"]
+    return resets_at is not None and resets_at <= (now or datetime.now(UTC))
+
+
+async def get_budget(
+    db: Db, tenant_id: uuid.UUID, agent_id: uuid.UUID, *, now: datetime | None = None
+) -> dict[str, Any]:
     row = await db.fetchrow(_BUDGET_SQL, agent_id, tenant_id)
+    if row is not None and period_overdue(row, now):
+        # A read starts the new period too (the sweeper's function: locks, rolls, expires).
+        await db.fetchval(SWEEP_AGENT_SQL, agent_id, now)
+        row = await db.fetchrow(_BUDGET_SQL, agent_id, tenant_id)
     if row is None:
         await get_agent(db, tenant_id, agent_id)  # 404 for a missing agent comes first
         raise NotFound(
@@ -187,24 +223,35 @@ async def get_budget(db: Db, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> dict[
     return _budget_json(row)
 
 
+POLICY_FIELDS = (
+    "period", "rpm_limit", "tpm_limit", "allowed_models", "alert_thresholds_pct", "group_id",
+)
+
+
 async def set_budget(
     db: Db,
     tenant_id: uuid.UUID,
     agent_id: uuid.UUID,
     *,
     hard_limit_cents: int,
-    topup_cents: int | None,
-    concurrency: str | None,
+    topup_cents: int | None = None,
+    concurrency: str | None = None,
+    policy: dict[str, Any] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Create or change a budget (reference rules, DESIGN §3).
+    """Create or change a budget (reference rules, DESIGN §3) and its policies (§11).
 
     New budget: remaining = min(limit, topup or limit). Existing: remaining becomes
     min(remaining + topup, limit) but never less than the live holds, so a limit change
-    cannot take back money already promised to calls in flight.
+    cannot take back money already promised to calls in flight. ``policy`` holds the
+    POLICY_FIELDS to change; a None value clears one. Moving an agent between groups while it
+    has calls in flight is a BudgetLocked (409): their holds are in the old group.
     """
+    policy = policy or {}
     limit = hard_limit_cents * MICROCENTS_PER_CENT
     topup = (topup_cents or 0) * MICROCENTS_PER_CENT
     async with durable_transaction(db) as conn:
+        now = now or await conn.fetchval("SELECT now()")
         # NO KEY UPDATE serialises budget changes per agent yet leaves the agent row open to
         # the KEY SHARE locks that foreign-key checks of concurrent reserves and settles take
         # (plain FOR UPDATE here deadlocks against them: agents->budgets vs budgets->agents).
@@ -216,6 +263,13 @@ async def set_budget(
         )
         if agent is None:
             raise _agent_not_found(agent_id)
+        old_group = await conn.fetchval(
+            "SELECT group_id FROM budgets WHERE agent_id = $1", agent_id
+        )
+        new_group = policy.get("group_id", old_group)
+        await _lock_for_budget_change(conn, tenant_id, {old_group, new_group} - {None}, now)
+        if new_group is not None and new_group != old_group:
+            await _require_group(conn, tenant_id, new_group)
         row = await conn.fetchrow(
             "SELECT * FROM budgets WHERE agent_id = $1 FOR UPDATE", agent_id
         )
@@ -223,43 +277,114 @@ async def set_budget(
             start = min(limit, topup or limit)
             await conn.execute(
                 "INSERT INTO budgets (agent_id, hard_limit_microcents, remaining_microcents,"
-                " concurrency) VALUES ($1, $2, $3, $4)",
+                " concurrency, updated_at) VALUES ($1, $2, $3, $4, $5)",
                 agent_id,
                 limit,
                 start,
                 concurrency or "exclusive",
+                now,
             )
-            await _append(conn, agent_id, "topup", start, start)
+            await _append(conn, agent_id, "topup", start, start, now)
         else:
-            if row["hold_count"] and await conn.fetchval("SELECT sg_expire_holds($1)", agent_id):
-                row = await conn.fetchrow("SELECT * FROM budgets WHERE agent_id = $1", agent_id)
+            await conn.execute("SELECT sg_roll_budget($1, $2)", agent_id, now)
+            if row["hold_count"]:
+                await conn.fetchval("SELECT sg_expire_holds_v2($1, $2)", agent_id, now)
+            row = await conn.fetchrow("SELECT * FROM budgets WHERE agent_id = $1", agent_id)
+            if new_group != old_group and row["hold_count"]:
+                raise BudgetLocked(
+                    f"Agent {agent_id} has {row['hold_count']} call(s) in flight holding money"
+                    " in its group; change its group once they have settled"
+                )
             old = row["remaining_microcents"]
             new = max(min(old + topup, limit), row["held_microcents"])
             await conn.execute(
                 "UPDATE budgets SET hard_limit_microcents = $2, remaining_microcents = $3,"
-                " concurrency = COALESCE($4, concurrency), updated_at = now()"
+                " concurrency = COALESCE($4, concurrency), updated_at = $5,"
+                " exhausted_notified = exhausted_notified AND $3 <= remaining_microcents"
                 " WHERE agent_id = $1",
                 agent_id,
                 limit,
                 new,
                 concurrency,
+                now,
             )
             if new != old or limit != row["hard_limit_microcents"]:
                 kind = "topup" if new > old else "limit_change"
-                await _append(conn, agent_id, kind, new - old, new)
+                await _append(conn, agent_id, kind, new - old, new, now)
+        if policy:
+            await _apply_policy(conn, agent_id, policy, now)
         return _budget_json(await conn.fetchrow(_BUDGET_SQL, agent_id, tenant_id))
 
 
+async def _lock_for_budget_change(
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, groups: set[uuid.UUID], now: datetime
+) -> None:
+    """The money paths' lock order, before the budget row: the tenant row (expiring a hold
+    may count against its ceiling), then the groups by id, each rolled into its period."""
+    await conn.execute(
+        "SELECT sg_roll_tenant(id, $2) FROM tenants WHERE id = $1"
+        " AND (monthly_ceiling_microcents IS NOT NULL OR month_held_microcents > 0)"
+        " FOR NO KEY UPDATE",
+        tenant_id,
+        now,
+    )
+    for group_id in sorted(groups):
+        await conn.execute(
+            "SELECT sg_roll_group(id, $2) FROM budget_groups WHERE id = $1 FOR NO KEY UPDATE",
+            group_id,
+            now,
+        )
+
+
+async def _require_group(conn: asyncpg.Connection, tenant_id: uuid.UUID, group_id) -> None:
+    found = await conn.fetchval(
+        "SELECT 1 FROM budget_groups WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+        group_id,
+        tenant_id,
+    )
+    if found is None:
+        raise NotFound(f"Group not found: {group_id}")
+
+
+async def _apply_policy(
+    conn: asyncpg.Connection, agent_id: uuid.UUID, policy: dict[str, Any], now: datetime
+) -> None:
+    """Set the given POLICY_FIELDS (None clears). A new period starts now; a changed rate
+    limit starts from an empty window."""
+    unknown = set(policy) - set(POLICY_FIELDS)
+    assert not unknown, f"not policy fields: {unknown}"
+    sets, args = [], [agent_id, now]
+    for field, value in policy.items():
+        args.append(value or "none" if field == "period" else value)
+        n = f"${len(args)}"
+        if field == "period":
+            sets.append(f"period_resets_at = CASE WHEN period = {n} THEN period_resets_at"
+                        f" ELSE sg_period_end({n}, $2) END")
+        elif field in ("rpm_limit", "tpm_limit"):
+            tat = f"{field[:3]}_tat"
+            sets.append(f"{tat} = CASE WHEN {field} = {n} THEN {tat} END")
+        sets.append(f"{field} = {n}")
+    await conn.execute(
+        f"UPDATE budgets SET {', '.join(sets)}, updated_at = $2 WHERE agent_id = $1", *args
+    )
+
+
 async def _append(
-    conn: asyncpg.Connection, agent_id: uuid.UUID, kind: str, delta: int, balance: int
+    conn: asyncpg.Connection,
+    agent_id: uuid.UUID,
+    kind: str,
+    delta: int,
+    balance: int,
+    now: datetime,
 ) -> None:
     await conn.execute(
-        "INSERT INTO ledger_entries (agent_id, kind, delta_microcents, balance_after_microcents)"
-        " VALUES ($1, $2, $3, $4)",
+        "INSERT INTO ledger_entries (agent_id, kind, delta_microcents, balance_after_microcents,"
+        " created_at) VALUES ($1, $2, $3, $4, $5)",
         agent_id,
         kind,
         delta,
         balance,
+        now,
     )
 
 
@@ -322,11 +447,14 @@ class Reservation:
     available_microcents: int
 
 
-RESERVE_SQL = "SELECT * FROM sg_reserve($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
+RESERVE_SQL = (
+    "SELECT * FROM sg_reserve_v2($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"
+)
+RESERVE_ARGS = 13  # the per-call arguments; then the time (NULL: now()) and the worker id
 
 
 def reserve_args(req: ReserveRequest, hold_id: uuid.UUID, ttl_s: int) -> tuple:
-    """sg_reserve's arguments, in order (ledger_batch passes them as columns)."""
+    """sg_reserve_v2's per-call arguments, in order (ledger_batch passes them as columns)."""
     return (
         req.agent_id,
         req.tenant_id,
@@ -344,15 +472,24 @@ def reserve_args(req: ReserveRequest, hold_id: uuid.UUID, ttl_s: int) -> tuple:
     )
 
 
-async def reserve(db: Db, req: ReserveRequest, *, ttl_s: int) -> Reservation:
-    """Hold the worst-case cost of a call, clamping its output to what the budget can pay.
+async def reserve(
+    db: Db,
+    req: ReserveRequest,
+    *,
+    ttl_s: int,
+    now: datetime | None = None,
+    worker_id: str | None = None,
+) -> Reservation:
+    """Hold the worst-case cost of a call, clamping its output to what the agent's budget, its
+    group, its tenant's monthly ceiling and its TPM limit allow.
 
     Raises NotFound (agent unknown to this tenant), InsufficientBudget (402: no budget, or not
     even the input and ``min_tokens`` of output fit the available money), BudgetLocked (409:
-    an exclusive budget held by another run). The hold is committed before this returns.
+    an exclusive budget held by another run), ModelNotAllowed (403), RateLimited (429). The
+    hold is committed before this returns.
     """
     hold_id = uuid.uuid4()
-    row = await db.fetchrow(RESERVE_SQL, *reserve_args(req, hold_id, ttl_s))
+    row = await db.fetchrow(RESERVE_SQL, *reserve_args(req, hold_id, ttl_s), now, worker_id)
     return reservation_from_row(req, hold_id, row)
 
 
@@ -378,12 +515,43 @@ def reservation_from_row(req: ReserveRequest, hold_id: uuid.UUID, row) -> Reserv
         )
     if status == "locked":
         raise BudgetLocked()
-    available = row["available_microcents"]
+    if status == "model_not_allowed":
+        raise ModelNotAllowed(
+            f"Model {req.model} is not in agent {req.agent_id}'s allowed_models; add a pattern"
+            " for it with `spendguard budget set --allow-model` or call an allowed model"
+        )
+    if status == "rate_limited":
+        raise _rate_limited(req, row["limited_by"], row["retry_after_s"])
+    where = _SHORT_BUDGET[row["limited_by"] or "agent"]
     raise InsufficientBudget(
         f"Insufficient budget: this call needs at least"
         f" {format_cents(req.fixed_microcents + _min_output(req))}"
         f" (input and {req.min_tokens} output tokens at worst-case rates);"
-        f" {format_cents(available)} available. Top up with `spendguard budget set`."
+        f" {format_cents(row['available_microcents'])} available {where}"
+    )
+
+
+_SHORT_BUDGET = {
+    "agent": "in the agent's budget. Top up with `spendguard budget set`.",
+    "group": "in the agent's budget group. Top up with `spendguard group set`.",
+    "tenant": "under this tenant's monthly ceiling; the operator can raise it.",
+}
+
+
+def _rate_limited(req: ReserveRequest, limited_by: str, retry_after_s: int | None):
+    tokens = (req.input_tokens or 0) + req.min_tokens
+    if limited_by == "rpm":
+        what = "its rpm_limit (requests per rolling minute)"
+    elif limited_by == "tpm":
+        what = f"its tpm_limit (tokens per rolling minute; this call needs {tokens})"
+    else:
+        return RateLimited(
+            f"This call needs {tokens} tokens (input and {req.min_tokens} output), more than"
+            f" agent {req.agent_id}'s whole tpm_limit: raise the limit or send less input",
+            None,
+        )
+    return RateLimited(
+        f"Agent {req.agent_id} is over {what}; retry in {retry_after_s} s", retry_after_s
     )
 
 
@@ -401,7 +569,7 @@ class Settlement:
     entry_id: int | None
 
 
-SETTLE_SQL = "SELECT * FROM sg_settle($1,$2,$3,$4,$5,$6,$7,$8,$9)"
+SETTLE_SQL = "SELECT * FROM sg_settle_v2($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
 
 
 def settle_args(
@@ -442,6 +610,7 @@ async def settle(
     billing_breakdown: dict[str, Any] | None = None,
     request_sha256: str | None = None,
     content: Any = None,
+    now: datetime | None = None,
 ) -> Settlement:
     """Release a hold and charge what the call really cost, capped at the hold plus money no
     other call has reserved; the uncovered rest is recorded as ``overrun_microcents``.
@@ -462,6 +631,7 @@ async def settle(
             request_sha256=request_sha256,
             content=content,
         ),
+        now,
     )
     return settlement_from_row(hold_id, row)
 
@@ -490,12 +660,52 @@ async def heartbeat(db: Db, hold_id: uuid.UUID, *, ttl_s: int) -> bool:
     return expires is not None
 
 
-async def sweep_expired_holds(db: Db, *, max_agents: int = 100) -> int:
-    """Charge the expired holds of dead proxies in full; returns how many holds it charged."""
+SWEEP_AGENT_SQL = "SELECT sg_sweep_agent_v2($1, $2)"
+
+
+async def sweep_expired_holds(
+    db: Db, *, max_agents: int = 100, now: datetime | None = None
+) -> int:
+    """Charge the expired holds of dead proxies in full, and start the new period of budgets
+    and groups nobody has called since theirs ended; returns how many holds it charged."""
     agents = await db.fetch(
-        "SELECT DISTINCT agent_id FROM holds WHERE expires_at < now() LIMIT $1", max_agents
+        "SELECT DISTINCT agent_id FROM holds WHERE expires_at < coalesce($2, now())"
+        " UNION SELECT agent_id FROM budgets WHERE period_resets_at <= coalesce($2, now())"
+        " LIMIT $1",
+        max_agents,
+        now,
     )
     charged = 0
     for row in agents:
-        charged += await db.fetchval("SELECT sg_sweep_agent($1)", row["agent_id"])
+        charged += await db.fetchval(SWEEP_AGENT_SQL, row["agent_id"], now)
+    groups = await db.fetch(
+        "SELECT id FROM budget_groups WHERE period_resets_at <= coalesce($2, now())"
+        " AND deleted_at IS NULL LIMIT $1",
+        max_agents,
+        now,
+    )
+    for row in groups:
+        async with durable_transaction(db) as conn:
+            await conn.execute(
+                "SELECT sg_roll_group(id, coalesce($2, now())) FROM budget_groups"
+                " WHERE id = $1 FOR NO KEY UPDATE",
+                row["id"],
+                now,
+            )
+    return charged
+
+
+async def end_worker_holds(db: Db, worker_id: str, *, now: datetime | None = None) -> int:
+    """Charge in full, at once, the holds of a serving process that died (as at expiry)
+    instead of leaving its agents locked until the holds' TTL; returns how many."""
+    async with durable_transaction(db) as conn:
+        agents = await conn.fetch(
+            "UPDATE holds SET expires_at = coalesce($2, now()) - interval '1 millisecond'"
+            " WHERE worker_id = $1 RETURNING agent_id",
+            worker_id,
+            now,
+        )
+    charged = 0
+    for agent_id in sorted({row["agent_id"] for row in agents}):
+        charged += await db.fetchval(SWEEP_AGENT_SQL, agent_id, now)
     return charged

@@ -17,6 +17,7 @@ import copy
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -46,9 +47,10 @@ RETRY_PAUSE_S = 0.05
 FLUSHERS = 2  # one batch in the database while the next one forms
 
 _RESERVE_MANY = (
-    "SELECT * FROM sg_reserve_many($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) ORDER BY idx"
+    "SELECT * FROM sg_reserve_many_v2($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"
+    " ORDER BY idx"
 )
-_SETTLE_MANY = "SELECT * FROM sg_settle_many($1,$2,$3,$4,$5,$6,$7,$8,$9) ORDER BY idx"
+_SETTLE_MANY = "SELECT * FROM sg_settle_many_v2($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ORDER BY idx"
 
 
 class _Queue:
@@ -134,9 +136,20 @@ def _columns(rows: Sequence[tuple]) -> list[list[Any]]:
 class LedgerBatcher:
     """``reserve`` and ``settle`` with ledger.py's contract, batched under load."""
 
-    def __init__(self, pool: asyncpg.Pool, ttl_s: int) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        ttl_s: int,
+        *,
+        worker_id: str | None = None,
+        clock: Callable[[], datetime | None] = lambda: None,
+    ) -> None:
+        """``worker_id`` is stamped on every hold (the supervisor ends a dead worker's holds);
+        ``clock`` gives the ledger's time (None: the database's ``now()``; tests move it)."""
         self.pool = pool
         self.ttl_s = ttl_s
+        self.worker_id = worker_id
+        self.clock = clock
         self._reserves = _Queue(self._reserve_many, self._reserve_one)
         self._settles = _Queue(self._settle_many, self._settle_one)
 
@@ -159,15 +172,15 @@ class LedgerBatcher:
         future.add_done_callback(_log_failure)
 
     async def _reserve_one(self, args: tuple):
-        return await self.pool.fetchrow(ledger.RESERVE_SQL, *args)
+        return await self.pool.fetchrow(ledger.RESERVE_SQL, *args, self.clock(), self.worker_id)
 
     async def _settle_one(self, args: tuple):
-        return await self.pool.fetchrow(ledger.SETTLE_SQL, *args)
+        return await self.pool.fetchrow(ledger.SETTLE_SQL, *args, self.clock())
 
     async def _reserve_many(self, rows: list[tuple]):
         columns = _columns(rows)
         columns[9] = self.ttl_s  # one TTL for the whole batch
-        return await self.pool.fetch(_RESERVE_MANY, *columns)
+        return await self.pool.fetch(_RESERVE_MANY, *columns, self.clock(), self.worker_id)
 
     async def _settle_many(self, rows: list[tuple]):
-        return await self.pool.fetch(_SETTLE_MANY, *_columns(rows))
+        return await self.pool.fetch(_SETTLE_MANY, *_columns(rows), self.clock())

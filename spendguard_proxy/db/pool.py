@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 # The newest migration in migrations/versions. Kept equal to Alembic's head by a test
 # (tests/cli/test_cli.py) so a CLI command can tell "schema is current" from one cheap query,
 # without importing Alembic and SQLAlchemy (a third of a second) on every run.
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 APP_NAME = "spendguard"  # the server's connections, as pg_stat_activity shows them
 
 

@@ -10,7 +10,6 @@ import asyncpg
 from aiohttp import web
 
 from spendguard_proxy.errors import (
-    BudgetLocked,
     DatabaseUnavailable,
     InvalidRequest,
     NotFound,
@@ -85,13 +84,7 @@ def _where(exc: asyncpg.DataError) -> str:
 
 
 def error_response(exc: SpendGuardError) -> web.Response:
-    response = web.json_response(exc.body(), status=exc.status)
-    if isinstance(exc, BudgetLocked):
-        # The official openai and anthropic SDKs retry 409 twice by default (~1.4 s); a locked
-        # budget stays locked for the other run's whole call, so tell them not to (both obey
-        # `x-should-retry: false`, checked before their status rules).
-        response.headers["x-should-retry"] = "false"
-    return response
+    return web.json_response(exc.body(), status=exc.status, headers=exc.headers())
 
 
 def _from_http_exception(exc: web.HTTPException) -> SpendGuardError:

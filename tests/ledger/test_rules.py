@@ -142,8 +142,8 @@ async def test_a_retried_reserve_or_settle_acts_once(pool):
     req = request(agent_id, fixed=CENT, rate=Fraction(0))
     hold_id = uuid.uuid4()
     args = ledger.reserve_args(req, hold_id, 60)
-    first = await pool.fetchrow(ledger.RESERVE_SQL, *args)
-    again = await pool.fetchrow(ledger.RESERVE_SQL, *args)
+    first = await pool.fetchrow(ledger.RESERVE_SQL, *args, None, None)
+    again = await pool.fetchrow(ledger.RESERVE_SQL, *args, None, None)
     assert first["status"] == again["status"] == "ok"
     assert first["hold_microcents"] == again["hold_microcents"] == CENT
     budget = await ledger.get_budget(pool, T, agent_id)
