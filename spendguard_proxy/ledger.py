@@ -49,7 +49,7 @@ def to_cents_ceil(microcents: int) -> int:
     return -(-microcents // MICROCENTS_PER_CENT)
 
 
-def _iso(ts: datetime | None) -> str | None:
+def iso_time(ts: datetime | None) -> str | None:
     return ts.isoformat().replace("+00:00", "Z") if ts is not None else None
 
 
@@ -72,7 +72,8 @@ async def durable_transaction(db: Db) -> AsyncIterator[asyncpg.Connection]:
 
 
 def _agent_json(row: asyncpg.Record) -> dict[str, Any]:
-    return {"agent_id": str(row["id"]), "name": row["name"], "created_at": _iso(row["created_at"])}
+    return {"agent_id": str(row["id"]), "name": row["name"], 
+            "created_at": iso_time(row["created_at"])}
 
 
 def _agent_not_found(agent_id: uuid.UUID) -> NotFound:
@@ -181,7 +182,7 @@ def _budget_json(row: asyncpg.Record) -> dict[str, Any]:
         "concurrency": row["concurrency"],
         "locked_run_id": str(row["locked_run_id"]) if row["locked_run_id"] else None,
         "locked_cents": to_cents_ceil(held),
-        "locked_expires_at": _iso(row["locked_expires_at"]),
+        "locked_expires_at": iso_time(row["locked_expires_at"]),
         **policy_json(row),
         "rpm_limit": row["rpm_limit"],
         "tpm_limit": row["tpm_limit"],
@@ -194,7 +195,7 @@ def policy_json(row: asyncpg.Record) -> dict[str, Any]:
     """The period and alert fields agent budgets and groups share."""
     return {
         "period": row["period"],
-        "period_resets_at": _iso(row["period_resets_at"]),
+        "period_resets_at": iso_time(row["period_resets_at"]),
         "period_spent_cents": to_cents_ceil(row["period_spent_microcents"]),
         "period_spent_microcents": row["period_spent_microcents"],
         "alert_thresholds_pct": row["alert_thresholds_pct"],
@@ -413,7 +414,7 @@ async def list_usage(
     for row in rows:
         entry = dict(row)
         entry["run_id"] = str(row["run_id"]) if row["run_id"] else None
-        entry["created_at"] = _iso(row["created_at"])
+        entry["created_at"] = iso_time(row["created_at"])
         entries.append(entry)
     next_before = entries[-1]["id"] if len(entries) == limit else None
     return {"agent_id": str(agent_id), "entries": entries, "next_before": next_before}

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from spendguard_proxy.errors import InvalidRequest, NotFound
+from spendguard_proxy.ledger import durable_transaction
 
 KEY_PREFIX = "sk_cynsta_live_"
 KEY_BODY_LENGTH = 32
@@ -25,7 +26,7 @@ _BASE62 = string.digits + string.ascii_letters
 Db = asyncpg.Pool | asyncpg.Connection
 
 
-def _iso(ts: datetime | None) -> str | None:
+def iso_time(ts: datetime | None) -> str | None:
     return ts.isoformat().replace("+00:00", "Z") if ts is not None else None
 
 
@@ -56,8 +57,21 @@ def parse_scopes(raw: str | None) -> list[str]:
     return scopes
 
 
+_TENANT_COLUMNS = (
+    "id, name, created_at, monthly_ceiling_microcents, month_spent_microcents,"
+    " month_held_microcents"
+)
+
+
 def _tenant_json(row: asyncpg.Record) -> dict[str, Any]:
-    return {"tenant_id": str(row["id"]), "name": row["name"], "created_at": _iso(row["created_at"])}
+    ceiling = row["monthly_ceiling_microcents"]
+    return {
+        "tenant_id": str(row["id"]),
+        "name": row["name"],
+        "created_at": iso_time(row["created_at"]),
+        "monthly_ceiling_cents": ceiling // 1_000_000 if ceiling is not None else None,
+        "month_spent_microcents": row["month_spent_microcents"] if ceiling is not None else None,
+    }
 
 
 def _key_json(row: asyncpg.Record, api_key: str | None = None) -> dict[str, Any]:
@@ -66,26 +80,63 @@ def _key_json(row: asyncpg.Record, api_key: str | None = None) -> dict[str, Any]
         "tenant_id": str(row["tenant_id"]),
         "prefix": row["prefix"],
         "scopes": list(row["scopes"]),
-        "created_at": _iso(row["created_at"]),
-        "last_used_at": _iso(row["last_used_at"]),
-        "revoked_at": _iso(row["revoked_at"]),
+        "created_at": iso_time(row["created_at"]),
+        "last_used_at": iso_time(row["last_used_at"]),
+        "revoked_at": iso_time(row["revoked_at"]),
     }
     if api_key is not None:
         out["api_key"] = api_key
     return out
 
 
-async def create_tenant(db: Db, name: str) -> dict[str, Any]:
-    row = await db.fetchrow(
-        "INSERT INTO tenants (id, name) VALUES ($1, $2) RETURNING id, name, created_at",
-        uuid.uuid4(),
-        name,
-    )
-    return _tenant_json(row)
+async def create_tenant(
+    db: Db, name: str, monthly_ceiling_cents: int | None = None
+) -> dict[str, Any]:
+    tenant_id = uuid.uuid4()
+    await db.execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", tenant_id, name)
+    if monthly_ceiling_cents is None:
+        return _tenant_json(await db.fetchrow(
+            f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE id = $1", tenant_id))
+    return await set_monthly_ceiling(db, tenant_id, monthly_ceiling_cents)
+
+
+async def set_monthly_ceiling(
+    db: Db, tenant_id: uuid.UUID, cents: int | None
+) -> dict[str, Any]:
+    """Set (None: remove) the most the tenant's agents may be charged per calendar month
+    (UTC), enforced in every reserve from now on. What the month has already cost counts: the
+    month's charges so far, and the live holds in full (their calls may still spend them)."""
+    async with durable_transaction(db) as conn:
+        row = await conn.fetchrow(
+            "SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE", tenant_id
+        )
+        if row is None:
+            raise NotFound(f"Tenant not found: {tenant_id}")
+        await conn.execute(
+            """
+            WITH month AS (SELECT date_trunc('month', now() AT TIME ZONE 'UTC')
+                                  AT TIME ZONE 'UTC' AS starts)
+            UPDATE tenants t SET monthly_ceiling_microcents = $2::bigint * 1000000,
+                   month_starts_at = month.starts,
+                   month_spent_microcents = coalesce((
+                       SELECT -sum(le.delta_microcents) FROM ledger_entries le
+                         JOIN agents a ON a.id = le.agent_id
+                        WHERE a.tenant_id = t.id AND le.created_at >= month.starts
+                          AND le.kind IN ('charge', 'hold_expired')), 0)
+                     + coalesce((SELECT sum(h.amount_microcents) FROM holds h
+                                   JOIN agents a ON a.id = h.agent_id
+                                  WHERE a.tenant_id = t.id AND h.tenant_id IS NULL), 0)
+              FROM month WHERE t.id = $1
+            """,
+            tenant_id,
+            cents,
+        )
+        return _tenant_json(await conn.fetchrow(
+            f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE id = $1", tenant_id))
 
 
 async def list_tenants(db: Db) -> list[dict[str, Any]]:
-    rows = await db.fetch("SELECT id, name, created_at FROM tenants ORDER BY created_at, id")
+    rows = await db.fetch(f"SELECT {_TENANT_COLUMNS} FROM tenants ORDER BY created_at, id")
     return [_tenant_json(r) for r in rows]
 
 

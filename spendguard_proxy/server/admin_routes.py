@@ -74,6 +74,7 @@ async def set_budget(request: web.Request) -> web.Response:
         hard_limit_cents=body.hard_limit_cents,
         topup_cents=body.topup_cents,
         concurrency=body.concurrency,
+        policy=body.given(ledger.POLICY_FIELDS),
     )
     return web.json_response(budget)
 

@@ -11,7 +11,16 @@ import uuid
 from typing import Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from spendguard_proxy.errors import InvalidRequest, UnsupportedMediaType
 
@@ -31,10 +40,60 @@ class AgentRename(_Body):
     name: Name
 
 
-class BudgetSet(_Body):
-    hard_limit_cents: Annotated[StrictInt, Field(ge=1, le=MAX_CENTS)]
-    topup_cents: Annotated[StrictInt, Field(ge=0, le=MAX_CENTS)] | None = None
+Cents = Annotated[StrictInt, Field(ge=1, le=MAX_CENTS)]
+TopUp = Annotated[StrictInt, Field(ge=0, le=MAX_CENTS)]
+Period = Literal["none", "daily", "weekly", "monthly"]
+# Shell-style globs on canonical model ids: letters, digits, . _ : / @ + - and the * ? wildcards.
+ModelGlob = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:/@+*?-]{1,200}$")]
+Thresholds = Annotated[
+    list[Annotated[StrictInt, Field(ge=1, le=100)]], Field(min_length=1, max_length=10)
+]
+RateLimit = Annotated[StrictInt, Field(ge=1, le=10**9)]
+
+
+class _Policy(_Body):
+    """Policy fields: each optional, and an explicit null clears it (DESIGN §11)."""
+
+    period: Period | None = None
+    alert_thresholds_pct: Thresholds | None = None
+
+    @field_validator("alert_thresholds_pct")
+    @classmethod
+    def _sorted_unique(cls, value: list[int] | None) -> list[int] | None:
+        return sorted(set(value)) if value is not None else None
+
+    def given(self, fields: tuple[str, ...]) -> dict[str, Any]:
+        """The fields of ``fields`` the body sent, null included."""
+        return {f: getattr(self, f) for f in fields if f in self.model_fields_set}
+
+
+class BudgetSet(_Policy):
+    hard_limit_cents: Cents
+    topup_cents: TopUp | None = None
     concurrency: Literal["exclusive", "shared"] | None = None
+    rpm_limit: RateLimit | None = None
+    tpm_limit: RateLimit | None = None
+    allowed_models: Annotated[list[ModelGlob], Field(min_length=1, max_length=100)] | None = None
+    group_id: uuid.UUID | None = None
+
+
+class GroupCreate(_Policy):
+    name: Name
+    hard_limit_cents: Cents
+    topup_cents: TopUp | None = None
+
+
+class GroupPatch(_Policy):
+    name: Name | None = None
+    hard_limit_cents: Cents | None = None
+    topup_cents: TopUp | None = None
+
+    @model_validator(mode="after")
+    def _required_stay(self) -> GroupPatch:
+        for field in ("name", "hard_limit_cents"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null")
+        return self
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -215,7 +215,7 @@ async def _reserve(
             max_tokens=wanted,
             min_tokens=min_tokens,
             provider=call.adapter.pricing_provider,
-            model=pre.model,
+            model=card.model,  # canonical: what allowed_models patterns match
             input_tokens=input_tokens,
         )
     ))
