@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     # Open connections per process; more are answered 503 and closed (keep it well below the
     # file descriptor limit: each relayed call also holds an upstream connection).
     client_max_connections: int = Field(900, ge=1)
+    # On SIGTERM/SIGINT a server stops accepting, then gives the requests and streams in
+    # flight this long to finish before cancelling them (their holds are settled either way).
+    shutdown_grace_seconds: float = Field(30.0, ge=0)
 
     upstream_connect_timeout_s: float = Field(10.0, gt=0)
     upstream_first_byte_timeout_s: float = Field(120.0, gt=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from aiohttp import web
 
@@ -11,11 +12,13 @@ from spendguard_proxy.server.middlewares import DATABASE_DOWN
 
 routes = web.RouteTableDef()
 READY_DB_TIMEOUT_S = 2.0
+# Which process answered: with `serve --workers N` several share the port (SO_REUSEPORT).
+WORKER_HEADER = "X-SpendGuard-Worker"
 
 
 @routes.get("/health")
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return web.json_response({"status": "ok"}, headers={WORKER_HEADER: str(os.getpid())})
 
 
 @routes.get("/ready")

@@ -13,6 +13,13 @@ middleware as the outermost one (so it sees the status the errors middleware pro
 ``GET /metrics``. The relay then calls
 ``request.app[METRICS].reservation(provider)`` and friends.
 
+With ``serve --workers N`` each worker is a separate process with its own app, so the worker
+calls ``share_metrics(app, metrics_dir)`` after ``build_app``: its counters then live in
+prometheus-client's multiprocess files (``PROMETHEUS_MULTIPROC_DIR``, a directory the parent
+makes for the set and passes to every worker), and ``/metrics``, whichever worker answers it,
+reads all of them — the whole set's counts, dead workers' included (the parent calls
+``mark_process_dead`` for a worker that exits, so its live gauges drop out).
+
 Label values are bounded on purpose: routes are the router's canonical patterns
 (``/v1/agents/{agent_id}``), never raw paths, and providers come from our own registry, so a
 caller cannot create new time series by sending odd URLs.
@@ -21,14 +28,16 @@ caller cannot create new time series by sending odd URLs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from spendguard_proxy.errors import AuthenticationError, NotFound
@@ -41,6 +50,12 @@ CLIENT_CLOSED_STATUS = "499"
 
 _HTTP_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _UPSTREAM_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
+# How often a worker of a multiprocess set writes its pool gauges (its own scrapes write them
+# too): how stale the other workers' figures may be in one scrape.
+POOL_GAUGE_INTERVAL_S = 5.0
+POOL_CONNECTIONS_HELP = (
+    "Database pool connections by state (open, idle, in use, configured maximum)"
+)
 
 
 class Metrics:
@@ -60,6 +75,7 @@ class Metrics:
         )
         self.http_in_progress = Gauge(
             "spendguard_http_requests_in_progress", "Requests being handled now", registry=r,
+            multiprocess_mode="livesum",  # a multiprocess set: the live workers' sum
         )
         self.reservations = Counter(
             "spendguard_reservations", "Holds placed on a budget before a provider call",
@@ -91,6 +107,8 @@ class Metrics:
             "spendguard_upstream_latency_seconds", "Provider call duration as seen by the relay",
             ["provider"], buckets=_UPSTREAM_BUCKETS_S, registry=r,
         )
+        self._exposed = self.registry  # what /metrics shows; share() swaps it
+        self._before_scrape: Callable[[], None] | None = None
 
     # -- the relay's API: one call per event, integer money only ----------------------------
 
@@ -115,7 +133,15 @@ class Metrics:
         self.upstream_latency_s.labels(provider).observe(seconds)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        if self._before_scrape is not None:
+            self._before_scrape()
+        return generate_latest(self._exposed)
+
+    def share(self, exposed: CollectorRegistry, before_scrape: Callable[[], None]) -> None:
+        """Show ``exposed`` at /metrics (the multiprocess set's figures), after calling
+        ``before_scrape`` (which writes this process's gauges) on every scrape."""
+        self._exposed = exposed
+        self._before_scrape = before_scrape
 
 
 # ``METRICS`` (the app key holding the Metrics object) lives in server/keys.py with the others,
@@ -126,8 +152,9 @@ class _AppStateCollector(Collector):
     """Reads the pricing table's age and the pool's occupancy at scrape time, so the numbers
     are always current and nothing has to update them in the background."""
 
-    def __init__(self, app: web.Application) -> None:
+    def __init__(self, app: web.Application, *, pool: bool = True) -> None:
         self._app = app
+        self._pool = pool  # False in a multiprocess set: _SharedPoolGauges sums the workers'
 
     def describe(self) -> list:
         return []  # values appear only once the resources exist (after start-up)
@@ -141,19 +168,51 @@ class _AppStateCollector(Collector):
             )
             age.add_metric([], float(pricing.table_age_seconds()))
             yield age
+        pool = self._app.get(POOL) if self._pool else None
+        if pool is not None:
+            conns = GaugeMetricFamily(
+                "spendguard_db_pool_connections", POOL_CONNECTIONS_HELP, labels=["state"],
+            )
+            for state, value in _pool_figures(pool):
+                conns.add_metric([state], value)
+            yield conns
+
+
+def _pool_figures(pool) -> list[tuple[str, int]]:
+    size, idle = pool.get_size(), pool.get_idle_size()
+    return [("open", size), ("idle", idle), ("in_use", size - idle), ("max", pool.get_max_size())]
+
+
+class _SharedPoolGauges:
+    """A worker's pool occupancy as multiprocess gauges, summed over the live workers: the
+    scraping worker cannot read the other workers' pools, so each writes its own figures (every
+    ``POOL_GAUGE_INTERVAL_S`` and on each scrape it answers)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+        # Not registered anywhere: the multiprocess collector reads its file.
+        self._gauge = Gauge("spendguard_db_pool_connections", POOL_CONNECTIONS_HELP, ["state"],
+                            registry=None, multiprocess_mode="livesum")
+
+    def publish(self) -> None:
         pool = self._app.get(POOL)
         if pool is not None:
-            size, idle = pool.get_size(), pool.get_idle_size()
-            conns = GaugeMetricFamily(
-                "spendguard_db_pool_connections",
-                "Database pool connections by state (open, idle, in use, configured maximum)",
-                labels=["state"],
-            )
-            conns.add_metric(["open"], size)
-            conns.add_metric(["idle"], idle)
-            conns.add_metric(["in_use"], size - idle)
-            conns.add_metric(["max"], pool.get_max_size())
-            yield conns
+            for state, value in _pool_figures(pool):
+                self._gauge.labels(state).set(value)
+
+    async def publish_forever(self, app: web.Application) -> AsyncIterator[None]:
+        """A cleanup_ctx: writes the gauges while the app runs."""
+
+        async def loop() -> None:
+            while True:
+                self.publish()
+                await asyncio.sleep(POOL_GAUGE_INTERVAL_S)
+
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _route_label(request: web.Request) -> str:
@@ -218,3 +277,16 @@ def setup_metrics(app: web.Application) -> Metrics:
     app.middlewares.insert(0, metrics_middleware)
     app.router.add_get("/metrics", metrics_handler)
     return metrics
+
+
+def share_metrics(app: web.Application, metrics_dir: str) -> None:
+    """A worker of ``serve --workers N`` (before the app is frozen): /metrics answers for the
+    whole set from the multiprocess files in ``metrics_dir``. prometheus-client decides at
+    import time to write those files, from ``PROMETHEUS_MULTIPROC_DIR``, which the parent sets
+    to ``metrics_dir`` before it starts the worker."""
+    exposed = CollectorRegistry()
+    MultiProcessCollector(exposed, path=metrics_dir)
+    exposed.register(_AppStateCollector(app, pool=False))  # pricing age: this worker's table
+    pool_gauges = _SharedPoolGauges(app)
+    app[METRICS].share(exposed, pool_gauges.publish)
+    app.cleanup_ctx.append(pool_gauges.publish_forever)

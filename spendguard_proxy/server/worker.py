@@ -1,0 +1,95 @@
+"""One worker of `spendguard serve --workers N`: a whole SpendGuard server in its own process.
+
+The supervisor (server/supervisor.py) starts it with multiprocessing's "spawn" context: a fresh
+interpreter, so nothing of the parent's state (an event loop, uvloop, asyncpg) is inherited
+half-initialised. The worker binds the set's port with SO_REUSEPORT and builds the app as
+`serve` does — its own pool, ledger batcher, key cache, pricing refresh and hold sweeper — with
+its ``worker_id`` stamped on every hold it places, so the parent can end a dead worker's holds
+at once (``ledger.end_worker_holds``) instead of leaving them to expire.
+
+It talks to the parent over one socket pair: it sends its pid once it listens ("ready"), and
+stops gracefully when the parent sends anything or goes away (EOF), as on SIGTERM. SIGINT is
+ignored: a terminal's Ctrl-C reaches the whole process group, and the parent turns it into one
+orderly SIGTERM per worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from spendguard_proxy.server.serving import (
+    bind_socket,
+    configure_logging,
+    event_loop_factory,
+    serve_until,
+    stop_on_signals,
+)
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from aiohttp import web
+
+    from spendguard_proxy.settings import Settings
+
+log = logging.getLogger("spendguard.worker")
+
+EXIT_START_FAILED = 3  # could not bind or start: restarting it at once would fail the same way
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """What a worker needs, pickled to the spawned process."""
+
+    settings: Settings  # the pool size already divided among the workers
+    dsn: str
+    port: int  # the port the parent bound (resolved when CAP_PORT is 0)
+    slot: int  # 1..N: which of the set this is, across restarts
+    worker_id: str  # unique per process: stamped on its holds
+    metrics_dir: str  # PROMETHEUS_MULTIPROC_DIR, shared by the set
+
+
+def run_worker(spec: WorkerSpec, parent: Connection) -> None:
+    """The worker process (the target of ``multiprocessing.Process``)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    configure_logging()
+    settings = spec.settings
+    try:
+        sock = bind_socket(settings.host, spec.port, reuse_port=True)
+    except OSError as exc:
+        log.error("worker %d cannot listen on %s:%d: %s", spec.slot, settings.host, spec.port,
+                  exc.strerror or exc)
+        sys.exit(EXIT_START_FAILED)
+    try:
+        from spendguard_proxy.errors import SpendGuardError
+        from spendguard_proxy.server.app import build_app
+        from spendguard_proxy.server.metrics import share_metrics
+
+        app = build_app(settings, spec.dsn, worker_id=spec.worker_id)
+        share_metrics(app, spec.metrics_dir)
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(_serve(app, settings, sock, parent))
+    except SpendGuardError as exc:  # e.g. the pricing table failed to load: one line, no trace
+        log.error("worker %d: %s", spec.slot, exc.message)
+        sys.exit(EXIT_START_FAILED)
+    finally:
+        sock.close()
+
+
+async def _serve(app: web.Application, settings: Settings, sock, parent: Connection) -> None:
+    stop = asyncio.Event()
+    stop_on_signals(stop, (signal.SIGTERM,))
+    # Readable means the parent wrote (it never does) or went away (EOF): stop either way, so a
+    # supervisor killed with SIGKILL leaves no orphaned workers serving.
+    asyncio.get_running_loop().add_reader(parent.fileno(), stop.set)
+
+    def ready() -> None:
+        parent.send(os.getpid())
+
+    await serve_until(app, settings, sock, stop, ready)
