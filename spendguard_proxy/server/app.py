@@ -27,7 +27,11 @@ from spendguard_proxy.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def build_app(settings: Settings, dsn: str) -> web.Application:
+def build_app(
+    settings: Settings, dsn: str, *, worker_id: str | None = None
+) -> web.Application:
+    """The app; ``worker_id`` (a worker of `serve --workers N`) is stamped on every hold it
+    places, so the supervisor can end them at once if the worker dies."""
     tokens.preload()  # load the BPE tables now, not on the first request
     app = web.Application(
         middlewares=[errors_middleware, auth_middleware],
@@ -36,7 +40,7 @@ def build_app(settings: Settings, dsn: str) -> web.Application:
     app[SETTINGS] = settings
     app[KEY_CACHE] = KeyCache(settings.key_cache_ttl_s)
     app[AGENTS_SEEN] = AgentsSeen(settings.key_cache_ttl_s)
-    app.cleanup_ctx.append(_database(dsn))
+    app.cleanup_ctx.append(_database(dsn, worker_id))
     app.cleanup_ctx.append(_pricing)
     app.cleanup_ctx.append(upstream_sessions)
     app.cleanup_ctx.append(_hold_sweeper)
@@ -50,11 +54,11 @@ def build_app(settings: Settings, dsn: str) -> web.Application:
     return app
 
 
-def _database(dsn: str):
+def _database(dsn: str, worker_id: str | None):
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(dsn, app[SETTINGS])
         app[POOL] = pool
-        app[LEDGER] = LedgerBatcher(pool, app[SETTINGS].lock_ttl_seconds)
+        app[LEDGER] = LedgerBatcher(pool, app[SETTINGS].lock_ttl_seconds, worker_id=worker_id)
         yield
         await app[LEDGER].close()
         await pool.close()
