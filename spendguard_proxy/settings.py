@@ -96,6 +96,17 @@ class Settings(BaseSettings):
     # flight this long to finish before cancelling them (their holds are settled either way).
     shutdown_grace_seconds: float = Field(30.0, ge=0)
 
+    # Operator console (/ui, console/): host names (host or host:port, comma-separated) the
+    # console answers to besides the loopback names; a request naming any other Host is refused
+    # (DNS rebinding), and a form post must come from the page's own origin.
+    console_allowed_hosts: str = ""
+    console_session_ttl_s: int = Field(8 * 3600, ge=60, le=30 * 86_400)
+    # Behind a TLS-terminating proxy: treat console requests as HTTPS (Secure __Host- cookies,
+    # https:// origins). Without it, only requests that arrived over TLS are.
+    console_https: bool = False
+    # How often each process looks for new ledger rows to push to open console pages.
+    console_poll_interval_s: float = Field(1.0, ge=0.1, le=60)
+
     upstream_connect_timeout_s: float = Field(10.0, gt=0)
     upstream_first_byte_timeout_s: float = Field(120.0, gt=0)
     upstream_idle_timeout_s: float = Field(120.0, gt=0)

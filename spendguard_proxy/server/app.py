@@ -11,6 +11,7 @@ import aiohttp
 from aiohttp import web
 
 from spendguard_proxy import ledger, tokens
+from spendguard_proxy.console import setup_console
 from spendguard_proxy.db.pool import create_pool
 from spendguard_proxy.ledger_batch import LedgerBatcher
 from spendguard_proxy.server import admin_routes, health, model_routes, provider_routes
@@ -49,6 +50,7 @@ def build_app(
     app.router.add_routes(provider_routes.routes)
     app.router.add_routes(model_routes.routes)
     app.router.add_get("/v1/public/pricing", public_pricing)
+    setup_console(app)  # /ui: the operator console (its own session and CSRF checks)
     setup_metrics(app)
     setup_telemetry(app)  # outermost: logs after settlement, with the status the client got
     return app

@@ -1,0 +1,157 @@
+"""The console's gates over plain HTTP: Host allowlist, same-origin posts, CSRF tokens,
+sessions (rotation, revocation), tenant isolation, and /v1 never taking the cookie."""
+
+from __future__ import annotations
+
+import uuid
+
+from spendguard_proxy import ledger
+from tests.console.conftest import csrf_of, new_tenant
+
+
+async def _get(client, console, path, **kw):
+    async with client.get(console.url(path), allow_redirects=False, **kw) as resp:
+        return resp.status, await resp.text(), resp
+
+
+async def _post(client, console, path, data, origin=None, **kw):
+    headers = {"Origin": origin if origin is not None else console.base_url, **kw.pop("headers", {})}
+    async with client.post(console.url(path), data=data, headers=headers,
+                           allow_redirects=False, **kw) as resp:
+        return resp.status, await resp.text(), resp
+
+
+async def test_sidecar_session_cookie_is_httponly_strict(client, sidecar_console):
+    status, html, resp = await _get(client, sidecar_console, "/ui/")
+    assert status == 200
+    cookie = resp.cookies["sg_console"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/"
+    assert "Overview" in html
+    assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+    _, html, _ = await _get(client, sidecar_console, "/ui/agents")
+    assert csrf_of(html)
+
+
+async def test_cross_site_post_is_refused(client, sidecar_console, pool):
+    _, html, _ = await _get(client, sidecar_console, "/ui/agents")
+    token = csrf_of(html)
+    name = f"cross-{uuid.uuid4().hex[:6]}"
+    port = sidecar_console.base_url.rsplit(":", 1)[1]
+    # localhost and 127.0.0.1 are different origins: a page on one cannot post to the other.
+    for origin in (f"http://localhost:{port}", "http://evil.example", "null"):
+        status, body, _ = await _post(client, sidecar_console, "/ui/agents",
+                                      {"name": name, "csrf_token": token}, origin=origin)
+        assert status == 403 and "Cross-site form post refused" in body, origin
+    # No Origin and no Referer: refused too.
+    async with client.post(sidecar_console.url("/ui/agents"), allow_redirects=False,
+                           data={"name": name, "csrf_token": token}) as resp:
+        assert resp.status == 403
+    names = [a["name"] for a in await ledger.list_agents(pool, ledger.LOCAL_TENANT_ID)]
+    assert name not in names
+
+
+async def test_post_without_the_sessions_csrf_token_is_refused(client, sidecar_console):
+    await _get(client, sidecar_console, "/ui/agents")
+    for data in ({"name": "x"}, {"name": "x", "csrf_token": "forged"}):
+        status, body, _ = await _post(client, sidecar_console, "/ui/agents", data)
+        assert status == 403 and "CSRF token" in body
+
+
+async def test_unknown_host_name_is_refused(client, sidecar_console):
+    # A DNS-rebinding page reaches 127.0.0.1 under its own name: the Host header gives it away.
+    status, body, _ = await _get(client, sidecar_console, "/ui/",
+                                 headers={"Host": "rebind.example:8787"})
+    assert status == 403 and "CAP_CONSOLE_ALLOWED_HOSTS" in body
+
+
+async def test_bad_budget_value_shows_the_api_message(client, sidecar_console, pool):
+    agent = await ledger.create_agent(pool, ledger.LOCAL_TENANT_ID, "bad-input")
+    path = f"/ui/agents/{agent['agent_id']}"
+    _, html, _ = await _get(client, sidecar_console, path)
+    status, body, _ = await _post(client, sidecar_console, path + "/budget", {
+        "csrf_token": csrf_of(html), "hard_limit_cents": "0", "concurrency": "exclusive"})
+    assert status == 400
+    assert "hard_limit_cents: Input should be greater than or equal to 1" in body
+    status, body, _ = await _post(client, sidecar_console, path + "/budget", {
+        "csrf_token": csrf_of(html), "hard_limit_cents": "ten"})
+    assert status == 400 and "hard_limit_cents: Input should be a valid integer" in body
+
+
+async def test_hosted_sign_in_rotates_and_revocation_ends_the_session(client, hosted_console,
+                                                                      pool):
+    tenant = await new_tenant(pool)
+    status, _, resp = await _get(client, hosted_console, "/ui/agents")
+    assert status == 303 and resp.headers["Location"].startswith("/ui/login?next=")
+    _, html, _ = await _get(client, hosted_console, "/ui/login")
+    status, body, _ = await _post(client, hosted_console, "/ui/login", {
+        "csrf_token": csrf_of(html), "api_key": "sk_cynsta_live_" + "x" * 32})
+    assert status == 401 and "Invalid or revoked API key" in body
+    status, _, resp = await _post(client, hosted_console, "/ui/login", {
+        "csrf_token": csrf_of(body), "api_key": tenant.api_key, "next": "/ui/agents"})
+    assert status == 303 and resp.headers["Location"] == "/ui/agents"
+    first = resp.cookies["sg_console"].value
+    status, html, _ = await _get(client, hosted_console, "/ui/agents")
+    assert status == 200
+
+    # /v1 never accepts the console cookie.
+    async with client.get(hosted_console.url("/v1/agents")) as resp:
+        assert resp.status == 401
+
+    # Signing in again starts a new session and ends the old one.
+    _, login_html, _ = await _get(client, hosted_console, "/ui/login?next=/ui/keys")
+    # (signed in already: the login page sends us on)
+    status, _, _ = await _post(client, hosted_console, "/ui/logout", {"csrf_token": csrf_of(html)})
+    assert status == 303
+    _, html, _ = await _get(client, hosted_console, "/ui/login")
+    status, _, resp = await _post(client, hosted_console, "/ui/login", {
+        "csrf_token": csrf_of(html), "api_key": tenant.api_key})
+    second = resp.cookies["sg_console"].value
+    assert status == 303 and second != first
+    async with client.get(hosted_console.url("/ui/"), allow_redirects=False,
+                          cookies={"sg_console": first}) as old:
+        assert old.status == 303  # the signed-out session stays ended
+
+    await ledger_revoke(pool, tenant)
+    status, _, resp = await _get(client, hosted_console, "/ui/")
+    assert status == 303 and resp.headers["Location"].startswith("/ui/login")
+
+
+async def ledger_revoke(pool, tenant):
+    from spendguard_proxy import tenants
+
+    await tenants.revoke_key(pool, tenant.key_id)
+
+
+async def test_use_only_key_cannot_sign_in(client, hosted_console, pool):
+    tenant = await new_tenant(pool, ["cap:use"])
+    _, html, _ = await _get(client, hosted_console, "/ui/login")
+    status, body, _ = await _post(client, hosted_console, "/ui/login", {
+        "csrf_token": csrf_of(html), "api_key": tenant.api_key})
+    assert status == 403 and "lacks the cap:admin scope" in body
+
+
+async def test_sign_in_form_needs_its_token(client, hosted_console, pool):
+    tenant = await new_tenant(pool)
+    await _get(client, hosted_console, "/ui/login")
+    status, body, _ = await _post(client, hosted_console, "/ui/login", {
+        "csrf_token": "guess", "api_key": tenant.api_key})
+    assert status == 403 and "CSRF token" in body
+
+
+async def test_tenants_see_only_their_own(client, hosted_console, pool):
+    a, b = await new_tenant(pool), await new_tenant(pool)
+    agent_a = await ledger.create_agent(pool, a.tenant_id, "only-a")
+    _, html, _ = await _get(client, hosted_console, "/ui/login")
+    await _post(client, hosted_console, "/ui/login",
+                {"csrf_token": csrf_of(html), "api_key": b.api_key})
+    status, html, _ = await _get(client, hosted_console, "/ui/agents")
+    assert status == 200 and "only-a" not in html
+    status, html, _ = await _get(client, hosted_console, f"/ui/agents/{agent_a['agent_id']}")
+    assert status == 404
+    _, page, _ = await _get(client, hosted_console, "/ui/agents")
+    status, _, _ = await _post(client, hosted_console,
+                               f"/ui/agents/{agent_a['agent_id']}/budget",
+                               {"csrf_token": csrf_of(page), "hard_limit_cents": "5"})
+    assert status == 404
+    with_budget = await ledger.get_agent(pool, a.tenant_id, uuid.UUID(agent_a["agent_id"]))
+    assert with_budget["name"] == "only-a"
