@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spendguard_proxy.providers.fields import parse_forwarded
@@ -106,6 +113,25 @@ class Settings(BaseSettings):
     console_https: bool = False
     # How often each process looks for new ledger rows to push to open console pages.
     console_poll_interval_s: float = Field(1.0, ge=0.1, le=60)
+
+    # Webhooks (spendguard_proxy/webhooks). Signing secrets are stored encrypted with this
+    # Fernet key (comma-separated keys rotate: the first encrypts, any decrypts). Hosted mode
+    # needs it to create webhooks; a sidecar without it keeps a generated key in the data dir.
+    webhook_secret_key: SecretStr | None = None
+    # Hosted mode accepts only https:// targets unless this is set (a sidecar takes http too).
+    webhook_allow_http: bool = False
+    # This process runs a delivery worker (any number of replicas may: rows are claimed with
+    # FOR UPDATE SKIP LOCKED).
+    webhook_delivery: bool = True
+    webhook_timeout_s: float = Field(10.0, gt=0, le=60)
+    # Retry n waits min(max, base * 2^(n-1)), jittered to between half and all of it, until
+    # webhook_max_age_s after the event was created; then the delivery is failed.
+    webhook_retry_base_s: float = Field(5.0, gt=0)
+    webhook_retry_max_s: float = Field(3600.0, gt=0)
+    webhook_max_age_s: float = Field(86_400.0, gt=0)
+    webhook_poll_interval_s: float = Field(1.0, gt=0, le=60)
+    webhook_max_in_flight: int = Field(16, ge=1, le=1000)
+    webhook_max_per_tenant: int = Field(20, ge=1, le=1000)
 
     upstream_connect_timeout_s: float = Field(10.0, gt=0)
     upstream_first_byte_timeout_s: float = Field(120.0, gt=0)

@@ -92,6 +92,44 @@ class DbBackend:
             self.pool, self.tenant_id, parse_uuid(agent), limit=limit, before=before
         )
 
+    # Webhooks (spendguard_proxy/webhooks): the server's own store and body rules.
+
+    async def create_webhook(
+        self, url: str, events: list[str] | None, settings
+    ) -> dict[str, Any]:
+        """``settings``: a full Settings (the mode, the URL rules and the secret key)."""
+        from spendguard_proxy.webhooks import store
+        from spendguard_proxy.webhooks.secret_box import box_for
+        from spendguard_proxy.webhooks.validation import parse_create
+
+        body = parse_create(_webhook_payload(url, events), settings)
+        return await store.create_webhook(self.pool, self.tenant_id, body.url, body.events,
+                                          box_for(settings), settings.webhook_max_per_tenant)
+
+    async def list_webhooks(self) -> dict[str, Any]:
+        from spendguard_proxy.webhooks import store
+
+        return await store.list_webhooks(self.pool, self.tenant_id)
+
+    async def delete_webhook(self, webhook: str) -> dict[str, Any]:
+        from spendguard_proxy.webhooks import store
+
+        return await store.delete_webhook(self.pool, self.tenant_id,
+                                          parse_uuid(webhook, "webhook id"))
+
+    async def webhook_deliveries(
+        self, webhook: str, limit: int, before: int | None
+    ) -> dict[str, Any]:
+        from spendguard_proxy.errors import InvalidRequest
+        from spendguard_proxy.server.webhook_routes import MAX_DELIVERIES_PAGE
+        from spendguard_proxy.webhooks import store
+
+        if not 1 <= limit <= MAX_DELIVERIES_PAGE:
+            raise InvalidRequest(f"--limit must be between 1 and {MAX_DELIVERIES_PAGE}")
+        return await store.list_deliveries(self.pool, self.tenant_id,
+                                           parse_uuid(webhook, "webhook id"), limit=limit,
+                                           before=before)
+
 
 class HttpBackend:
     def __init__(self, base_url: str, api_key: str | None, mode) -> None:
@@ -165,6 +203,27 @@ class HttpBackend:
         query = f"?limit={limit}" + (f"&before={before}" if before is not None else "")
         return self._call("GET", self._agent_path(agent, "/usage") + query)
 
+    async def create_webhook(
+        self, url: str, events: list[str] | None, settings=None
+    ) -> dict[str, Any]:
+        return self._call("POST", "/v1/webhooks", _webhook_payload(url, events))
+
+    async def list_webhooks(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/webhooks")
+
+    async def delete_webhook(self, webhook: str) -> dict[str, Any]:
+        from urllib.parse import quote
+
+        return self._call("DELETE", f"/v1/webhooks/{quote(webhook, safe='')}")
+
+    async def webhook_deliveries(
+        self, webhook: str, limit: int, before: int | None
+    ) -> dict[str, Any]:
+        from urllib.parse import quote
+
+        query = f"?limit={limit}" + (f"&before={before}" if before is not None else "")
+        return self._call("GET", f"/v1/webhooks/{quote(webhook, safe='')}/deliveries{query}")
+
 
 def _no_redirect_handler():
     import urllib.request
@@ -191,3 +250,7 @@ def _detail(raw: bytes) -> str:
     if isinstance(body, dict) and isinstance(body.get("detail"), str):
         return body["detail"]
     return json.dumps(body)[:500]
+
+
+def _webhook_payload(url: str, events: list[str] | None) -> dict[str, Any]:
+    return {"url": url} if events is None else {"url": url, "events": events}

@@ -20,6 +20,7 @@ COMMAND_GROUPS = [tenant_cmds, admin_cmds, server_cmds, db_cmds, demo_cmd]
 # Commands whose module is imported only when they run: name -> (module, help).
 LAZY_COMMANDS = {
     "pricing": ("spendguard_proxy.cli.pricing_cmd", "pricing documents and the active table"),
+    "webhook": ("spendguard_proxy.cli.webhook_cmds", "signed webhook alerts of budget events"),
 }
 
 

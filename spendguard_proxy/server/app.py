@@ -23,7 +23,9 @@ from spendguard_proxy.server.middlewares import DATABASE_DOWN, errors_middleware
 from spendguard_proxy.server.public_pricing import public_pricing
 from spendguard_proxy.server.telemetry import setup_telemetry
 from spendguard_proxy.server.upstream import upstream_sessions
+from spendguard_proxy.server.webhook_routes import routes as webhook_routes
 from spendguard_proxy.settings import Settings
+from spendguard_proxy.webhooks.background import webhook_delivery
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +47,12 @@ def build_app(
     app.cleanup_ctx.append(_pricing)
     app.cleanup_ctx.append(upstream_sessions)
     app.cleanup_ctx.append(_hold_sweeper)
+    app.cleanup_ctx.append(webhook_delivery)
     app.router.add_routes(health.routes)
     app.router.add_routes(admin_routes.routes)
     app.router.add_routes(provider_routes.routes)
     app.router.add_routes(model_routes.routes)
+    app.router.add_routes(webhook_routes)
     app.router.add_get("/v1/public/pricing", public_pricing)
     setup_console(app)  # /ui: the operator console (its own session and CSRF checks)
     setup_metrics(app)
