@@ -40,7 +40,7 @@ SELECT l.id, l.agent_id, a.tenant_id, l.kind, l.model, l.termination_reason,
 """
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: kept in a set
 class Subscriber:
     tenant_id: uuid.UUID
     agent_id: uuid.UUID | None

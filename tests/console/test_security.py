@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+import aiohttp
+
 from spendguard_proxy import ledger
 from tests.console.conftest import csrf_of, new_tenant
 
@@ -97,9 +99,11 @@ async def test_hosted_sign_in_rotates_and_revocation_ends_the_session(client, ho
     async with client.get(hosted_console.url("/v1/agents")) as resp:
         assert resp.status == 401
 
-    # Signing in again starts a new session and ends the old one.
-    _, login_html, _ = await _get(client, hosted_console, "/ui/login?next=/ui/keys")
-    # (signed in already: the login page sends us on)
+    # Signed in already: the sign-in page sends us on.
+    status, _, resp = await _get(client, hosted_console, "/ui/login?next=/ui/keys")
+    assert status == 303 and resp.headers["Location"] == "/ui/keys"
+
+    # Signing in again starts a new session; the old one stays ended.
     status, _, _ = await _post(client, hosted_console, "/ui/logout", {"csrf_token": csrf_of(html)})
     assert status == 303
     _, html, _ = await _get(client, hosted_console, "/ui/login")
@@ -155,3 +159,26 @@ async def test_tenants_see_only_their_own(client, hosted_console, pool):
     assert status == 404
     with_budget = await ledger.get_agent(pool, a.tenant_id, uuid.UUID(agent_a["agent_id"]))
     assert with_budget["name"] == "only-a"
+
+
+async def test_live_stream_ends_when_the_key_is_revoked(client, hosted_console, pool):
+    from spendguard_proxy import tenants
+
+    tenant = await new_tenant(pool)
+    agent = await ledger.create_agent(pool, tenant.tenant_id, "streamed")
+    agent_id = uuid.UUID(agent["agent_id"])
+    _, html, _ = await _get(client, hosted_console, "/ui/login")
+    await _post(client, hosted_console, "/ui/login",
+                {"csrf_token": csrf_of(html), "api_key": tenant.api_key})
+    async with client.get(hosted_console.url(f"/ui/live?agent={agent_id}"),
+                          timeout=aiohttp.ClientTimeout(total=20)) as stream:
+        assert stream.status == 200
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        assert await stream.content.readuntil(b"\n\n") == b"retry: 3000\n\n"
+        await ledger.set_budget(pool, tenant.tenant_id, agent_id, hard_limit_cents=5)
+        event = await stream.content.readuntil(b"\n\n")
+        assert event.startswith(b"event: ledger\n") and str(agent_id).encode() in event
+        await tenants.revoke_key(pool, tenant.key_id)
+        await ledger.set_budget(pool, tenant.tenant_id, agent_id, hard_limit_cents=6)
+        assert await stream.content.readuntil(b"\n\n") == b"event: signed_out\ndata: {}\n\n"
+        assert await stream.content.read() == b""  # and the stream ends
