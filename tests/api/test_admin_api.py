@@ -15,7 +15,10 @@ from tests.invariants import assert_ledger_invariants
 
 BUDGET_KEYS = {"agent_id", "hard_limit_cents", "remaining_cents", "remaining_microcents",
                "available_cents", "concurrency", "locked_run_id", "locked_cents",
-               "locked_expires_at"}
+               "locked_expires_at",
+               # DESIGN §11 policies (optional: the reference CLI and SDK ignore them)
+               "period", "period_resets_at", "period_spent_cents", "period_spent_microcents",
+               "rpm_limit", "tpm_limit", "allowed_models", "alert_thresholds_pct", "group_id"}
 
 
 async def _json(resp):
