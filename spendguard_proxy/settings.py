@@ -175,6 +175,16 @@ class Settings(BaseSettings):
                              " and their advisory lock use")
         return value
 
+    @field_validator("webhook_secret_key")
+    @classmethod
+    def _check_webhook_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        from spendguard_proxy.webhooks.secret_box import check_keys
+
+        check_keys(value.get_secret_value())
+        return value
+
     @field_validator("forward_unpriced_fields")
     @classmethod
     def _check_forwarded(cls, value: str) -> str:
@@ -204,6 +214,11 @@ def _env_name(field: str) -> str:
     return f"CAP_{field.upper()}"
 
 
+# Their values never appear in an error message.
+_SECRET_FIELDS = {name for name, info in Settings.model_fields.items()
+                  if "SecretStr" in str(info.annotation)}
+
+
 def load_settings(**overrides) -> Settings:
     """Read the environment; a bad value raises SettingsError naming the variable."""
     try:
@@ -212,5 +227,6 @@ def load_settings(**overrides) -> Settings:
         problems = []
         for err in exc.errors():
             field = str(err["loc"][0]) if err["loc"] else "?"
-            problems.append(f"{_env_name(field)}: {err['msg']} (got {err.get('input')!r})")
+            got = "hidden" if field in _SECRET_FIELDS else repr(err.get("input"))
+            problems.append(f"{_env_name(field)}: {err['msg']} (got {got})")
         raise SettingsError("Invalid configuration: " + "; ".join(problems)) from None

@@ -65,6 +65,8 @@ def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
 
 def is_public(ip: IPAddress) -> bool:
     if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # the socket reaches the IPv4 address itself
+            return is_public(ip.ipv4_mapped)
         inner = embedded_ipv4(ip)
         if inner is not None and not is_public(inner):
             return False
