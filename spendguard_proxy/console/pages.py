@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import uuid
 from datetime import UTC, datetime
@@ -47,16 +48,24 @@ async def overview(request: web.Request) -> web.Response:
     pool, tenant = pool_of(request), tenant_of(request)
     by = "model" if request.query.get("by") == "model" else "provider"
     now = _now()
-    rows = await queries.spend_per_day(pool, tenant, now, by=by)
+    # Independent reads on separate pooled connections: the page waits for the slowest one,
+    # not for their sum.
+    rows, holds, top, cutoffs, overruns = await asyncio.gather(
+        queries.spend_per_day(pool, tenant, now, by=by),
+        queries.live_holds(pool, tenant),
+        queries.top_agents(pool, tenant, now),
+        queries.recent_cutoffs(pool, tenant),
+        queries.recent_overruns(pool, tenant),
+    )
     return render(request, "overview.html", {
         "title": "Overview",
         "by": by,
-        "totals": await queries.spend_totals(pool, tenant, now),
-        "holds": await queries.live_holds(pool, tenant),
+        "totals": queries.totals_from_days(rows, now),
+        "holds": holds,
         "chart": charts.stacked_by_day(rows, now.date()),
-        "top": await queries.top_agents(pool, tenant, now),
-        "cutoffs": await queries.recent_cutoffs(pool, tenant),
-        "overruns": await queries.recent_overruns(pool, tenant),
+        "top": top,
+        "cutoffs": cutoffs,
+        "overruns": overruns,
         "live_url": f"{PREFIX}/live",
     })
 
@@ -117,10 +126,13 @@ async def _render_agent(
     except NotFound:
         budget = None
     before = query_int(request, "before", None, 1, 2**63 - 1)
-    usage = await ledger.list_usage(pool, tenant, agent_id, limit=LEDGER_PAGE_ROWS, before=before)
-    by_model = await queries.agent_spend_by_model(pool, agent_id)
     fields = policy_fields()
-    groups = await _groups(pool, tenant) if "group_id" in fields else []
+    usage, by_model, runs, groups = await asyncio.gather(
+        ledger.list_usage(pool, tenant, agent_id, limit=LEDGER_PAGE_ROWS, before=before),
+        queries.agent_spend_by_model(pool, agent_id),
+        queries.agent_runs(pool, agent_id),
+        _groups(pool, tenant) if "group_id" in fields else _nothing(),
+    )
     return render(request, "agent.html", {
         "title": agent["name"] or agent["agent_id"],
         "agent": agent,
@@ -135,10 +147,14 @@ async def _render_agent(
             [(f"{m['provider']}:{m['model']}", m["spent"]) for m in by_model]
         ),
         "model_rows": by_model,
-        "runs": await queries.agent_runs(pool, agent_id),
+        "runs": runs,
         "saved": request.query.get("saved"),
         "live_url": f"{PREFIX}/live?agent={agent_id}",
     }, status=status)
+
+
+async def _nothing() -> list:
+    return []
 
 
 async def _groups(pool, tenant: uuid.UUID) -> list[dict[str, Any]]:

@@ -16,26 +16,21 @@ Db = asyncpg.Pool | asyncpg.Connection
 SPEND_KINDS = ("charge", "hold_expired")
 AGENTS_SHOWN_MAX = 200
 
-_TENANT_SPEND_SQL = """
-SELECT coalesce(sum(-l.delta_microcents) FILTER (WHERE l.created_at >= $2), 0) AS today,
-       coalesce(sum(-l.delta_microcents) FILTER (WHERE l.created_at >= $3), 0) AS week,
-       coalesce(sum(-l.delta_microcents), 0) AS month
-  FROM ledger_entries l JOIN agents a ON a.id = l.agent_id
- WHERE a.tenant_id = $1 AND l.created_at >= $4 AND l.kind IN ('charge', 'hold_expired')
-"""
-
-
 def _day_start(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-async def spend_totals(db: Db, tenant_id: uuid.UUID, now: datetime) -> dict[str, int]:
-    """Spend today (UTC), in the last 7 and 30 days (days counted from today's start)."""
-    today = _day_start(now)
-    row = await db.fetchrow(
-        _TENANT_SPEND_SQL, tenant_id, today, today - timedelta(days=6), today - timedelta(days=29)
-    )
-    return {"today": row["today"], "week": row["week"], "month": row["month"]}
+def totals_from_days(rows: list[tuple[date, str, int]], now: datetime) -> dict[str, int]:
+    """Spend today (UTC), in the last 7 and 30 days (days counted from today's start), from
+    the per-day rows of ``spend_per_day`` (30 days): no second scan of the ledger."""
+    today = _day_start(now).date()
+    totals = {"today": 0, "week": 0, "month": 0}
+    for day, _, spent in rows:
+        age_days = (today - day).days
+        totals["today"] += spent if age_days == 0 else 0
+        totals["week"] += spent if age_days < 7 else 0
+        totals["month"] += spent if age_days < 30 else 0
+    return totals
 
 
 async def live_holds(db: Db, tenant_id: uuid.UUID) -> dict[str, int]:
