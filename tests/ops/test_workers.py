@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,11 +234,22 @@ async def test_a_killed_worker_is_restarted_and_its_hold_charged_at_once(dsn, fa
     await assert_ledger_invariants(pool, agent_id)
 
 
+@pytest.fixture
+def embedded_data_dir():
+    """Outside pytest's tmp_path: the embedded server runs as another user (as root), which
+    must traverse every parent, and other pytest sessions reset pytest-of-<user> to 0700."""
+    path = Path(tempfile.mkdtemp(prefix="spendguard-workers-"))
+    yield path
+    if embedded_status(path / "data").running:  # the test failed before the set stopped it
+        stop_embedded(path / "data")
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.timeout(180)
 async def test_sigterm_lets_a_stream_finish_then_the_set_and_its_database_stop(
-    fake, tmp_path, worker_sets
+    fake, embedded_data_dir, worker_sets
 ):
-    data_dir = tmp_path / "data"
+    data_dir = embedded_data_dir / "data"
     env = server_env("unused", fake, data_dir, CAP_SHUTDOWN_GRACE_SECONDS="20")
     del env["CAP_DATABASE_URL"]  # the parent starts the embedded PostgreSQL
     workers = await worker_sets(env)
