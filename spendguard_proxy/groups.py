@@ -18,8 +18,8 @@ from spendguard_proxy.errors import BudgetLocked, NotFound
 from spendguard_proxy.ledger import (
     MICROCENTS_PER_CENT,
     Db,
-    iso_time,
     durable_transaction,
+    iso_time,
     period_overdue,
     policy_json,
     to_cents_ceil,

@@ -72,8 +72,11 @@ async def durable_transaction(db: Db) -> AsyncIterator[asyncpg.Connection]:
 
 
 def _agent_json(row: asyncpg.Record) -> dict[str, Any]:
-    return {"agent_id": str(row["id"]), "name": row["name"], 
-            "created_at": iso_time(row["created_at"])}
+    return {
+        "agent_id": str(row["id"]),
+        "name": row["name"],
+        "created_at": iso_time(row["created_at"]),
+    }
 
 
 def _agent_not_found(agent_id: uuid.UUID) -> NotFound:

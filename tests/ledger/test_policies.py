@@ -23,7 +23,7 @@ from tests.invariants import (
     assert_ledger_invariants,
     assert_tenant_invariants,
 )
-from tests.ledger.helpers import T, new_agent, request
+from tests.ledger.helpers import T, new_agent
 
 CENT = ledger.MICROCENTS_PER_CENT
 DAY1 = datetime(2031, 3, 9, 23, 59, 0, tzinfo=UTC)  # a Sunday
