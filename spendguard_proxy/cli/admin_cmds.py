@@ -1,4 +1,5 @@
-"""tenant and key: operator commands on the database (hosted mode)."""
+"""tenant and key: operator commands on the database (hosted mode): tenants and their
+monthly ceilings, API keys."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import json
 
 from spendguard_proxy.cli.errors import CliError
 from spendguard_proxy.cli.session import cli_settings_or_exit, run_on_db, where
+from spendguard_proxy.cli.tenant_cmds import integer
 
+CEILING_HELP = ("the most the tenant's agents may be charged per calendar month (UTC), in "
+                "cents, enforced in every reserve")
 KEY_COLUMNS = ["key_id", "tenant_id", "prefix", "scopes", "created_at", "last_used_at",
                "revoked_at"]
 
@@ -43,15 +47,32 @@ def _uuid(value: str, what: str):
     return parse_uuid(value, what)
 
 
+def _ceiling_cents(value: int | None) -> int | None:
+    """--monthly-ceiling-cents checked before anything is written (the API's cents range)."""
+    from spendguard_proxy.server.bodies import MAX_CENTS
+
+    if value is not None and not 1 <= value <= MAX_CENTS:
+        raise CliError(f"--monthly-ceiling-cents must be between 1 and {MAX_CENTS}, got "
+                       f"{value}; --no-monthly-ceiling removes the ceiling")
+    return value
+
+
 def _tenant_create(args):
-    data, _ = _on_db(lambda db, t: t.create_tenant(db, args.name))
+    ceiling = _ceiling_cents(args.monthly_ceiling_cents)
+    data, _ = _on_db(lambda db, t: t.create_tenant(db, args.name, ceiling))
+    return _emit(args, data, lambda c, r, d: r.key_values(c, "Tenant", d))
+
+
+def _tenant_set(args):
+    tenant_id = _uuid(args.tenant_id, "tenant id")
+    ceiling = _ceiling_cents(args.monthly_ceiling_cents)
+    data, _ = _on_db(lambda db, t: t.set_monthly_ceiling(db, tenant_id, ceiling))
     return _emit(args, data, lambda c, r, d: r.key_values(c, "Tenant", d))
 
 
 def _tenant_list(args):
     data, place = _on_db(lambda db, t: t.list_tenants(db))
-    cols = ["tenant_id", "name", "created_at"]
-    return _emit(args, data, lambda c, r, d: r.rows(c, "Tenants", d, cols, where=place))
+    return _emit(args, data, lambda c, r, d: r.tenants(c, d, where=place))
 
 
 def _key_create(args):
@@ -85,9 +106,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     tsub = tenant.add_subparsers(dest="tenant_command", required=True)
     p = tsub.add_parser("create", help="create a tenant")
     p.add_argument("--name", required=True)
+    p.add_argument("--monthly-ceiling-cents", type=integer, metavar="N",
+                   help=CEILING_HELP + " (default: none)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_tenant_create)
-    p = tsub.add_parser("list", help="list tenants")
+    p = tsub.add_parser("set", help="set or remove a tenant's monthly ceiling")
+    p.add_argument("tenant_id", help="tenant id")
+    ceiling = p.add_mutually_exclusive_group(required=True)
+    # SUPPRESS: argparse counts a flag as given only when its value differs from the default.
+    ceiling.add_argument("--monthly-ceiling-cents", type=integer, metavar="N",
+                         default=argparse.SUPPRESS,
+                         help=CEILING_HELP + "; this month's charges and live holds count")
+    ceiling.add_argument("--no-monthly-ceiling", dest="monthly_ceiling_cents",
+                         action="store_const", const=None, default=argparse.SUPPRESS,
+                         help="remove the ceiling")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_tenant_set)
+    p = tsub.add_parser("list", help="list tenants with their ceiling and this month's spend")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_tenant_list)
 

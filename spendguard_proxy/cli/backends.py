@@ -1,4 +1,4 @@
-"""Where the tenant-level commands (agent, budget, usage) act.
+"""Where the tenant-level commands (agent, budget, usage, group, webhook) act.
 
 ``DbBackend`` calls the ledger functions on the database directly (the server's own code
 path); ``HttpBackend`` talks to a running SpendGuard, as a hosted tenant without database
@@ -66,22 +66,27 @@ class DbBackend:
         return await ledger.delete_agent(self.pool, self.tenant_id, parse_uuid(agent))
 
     async def set_budget(
-        self, agent: str, limit: int, topup: int | None, concurrency: str | None
+        self, agent: str, limit: int, topup: int | None, concurrency: str | None,
+        policy: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """``policy``: the policy fields to change, as in the API's body (None clears one)."""
         # The server's own body rules (imported here: they bring aiohttp and pydantic along).
         from spendguard_proxy.server.bodies import BudgetSet, validate
 
+        agent_id = parse_uuid(agent)
         body = validate(
             BudgetSet,
-            {"hard_limit_cents": limit, "topup_cents": topup, "concurrency": concurrency},
+            {"hard_limit_cents": limit, "topup_cents": topup, "concurrency": concurrency,
+             **(policy or {})},
         )
         return await ledger.set_budget(
             self.pool,
             self.tenant_id,
-            parse_uuid(agent),
+            agent_id,
             hard_limit_cents=body.hard_limit_cents,
             topup_cents=body.topup_cents,
             concurrency=body.concurrency,
+            policy=body.given(ledger.POLICY_FIELDS),
         )
 
     async def get_budget(self, agent: str) -> dict[str, Any]:
@@ -129,6 +134,46 @@ class DbBackend:
         return await store.list_deliveries(self.pool, self.tenant_id,
                                            parse_uuid(webhook, "webhook id"), limit=limit,
                                            before=before)
+
+    # Budget groups (spendguard_proxy/groups.py): the server's own body rules.
+
+    async def create_group(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """``fields``: the body of POST /v1/groups."""
+        from spendguard_proxy import groups
+        from spendguard_proxy.server.bodies import GroupCreate, validate
+
+        body = validate(GroupCreate, fields)
+        return await groups.create_group(
+            self.pool, self.tenant_id, name=body.name, hard_limit_cents=body.hard_limit_cents,
+            topup_cents=body.topup_cents, period=body.period,
+            alert_thresholds_pct=body.alert_thresholds_pct,
+        )
+
+    async def list_groups(self) -> dict[str, Any]:
+        from spendguard_proxy import groups
+
+        return {"groups": await groups.list_groups(self.pool, self.tenant_id)}
+
+    async def get_group(self, group: str) -> dict[str, Any]:
+        from spendguard_proxy import groups
+
+        return await groups.get_group(self.pool, self.tenant_id, parse_uuid(group, "group id"))
+
+    async def update_group(self, group: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """``changes``: the body of PATCH /v1/groups/{id}."""
+        from spendguard_proxy import groups
+        from spendguard_proxy.server.bodies import GroupPatch, validate
+
+        group_id = parse_uuid(group, "group id")
+        body = validate(GroupPatch, changes)
+        return await groups.update_group(self.pool, self.tenant_id, group_id,
+                                         body.given(groups.GROUP_FIELDS))
+
+    async def delete_group(self, group: str) -> dict[str, Any]:
+        from spendguard_proxy import groups
+
+        return await groups.delete_group(self.pool, self.tenant_id,
+                                         parse_uuid(group, "group id"))
 
 
 class HttpBackend:
@@ -187,13 +232,15 @@ class HttpBackend:
         return self._call("DELETE", self._agent_path(agent))
 
     async def set_budget(
-        self, agent: str, limit: int, topup: int | None, concurrency: str | None
+        self, agent: str, limit: int, topup: int | None, concurrency: str | None,
+        policy: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {"hard_limit_cents": limit}
         if topup is not None:
             payload["topup_cents"] = topup
         if concurrency is not None:
             payload["concurrency"] = concurrency
+        payload.update(policy or {})  # a None is sent as null: it clears the field
         return self._call("POST", self._agent_path(agent, "/budget"), payload)
 
     async def get_budget(self, agent: str) -> dict[str, Any]:
@@ -223,6 +270,26 @@ class HttpBackend:
 
         query = f"?limit={limit}" + (f"&before={before}" if before is not None else "")
         return self._call("GET", f"/v1/webhooks/{quote(webhook, safe='')}/deliveries{query}")
+
+    def _group_path(self, group: str) -> str:
+        from urllib.parse import quote
+
+        return f"/v1/groups/{quote(group, safe='')}"
+
+    async def create_group(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/v1/groups", fields)
+
+    async def list_groups(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/groups")
+
+    async def get_group(self, group: str) -> dict[str, Any]:
+        return self._call("GET", self._group_path(group))
+
+    async def update_group(self, group: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self._call("PATCH", self._group_path(group), changes)
+
+    async def delete_group(self, group: str) -> dict[str, Any]:
+        return self._call("DELETE", self._group_path(group))
 
 
 def _no_redirect_handler():

@@ -21,6 +21,7 @@ COMMAND_GROUPS = [tenant_cmds, admin_cmds, server_cmds, db_cmds, demo_cmd]
 LAZY_COMMANDS = {
     "pricing": ("spendguard_proxy.cli.pricing_cmd", "pricing documents and the active table"),
     "webhook": ("spendguard_proxy.cli.webhook_cmds", "signed webhook alerts of budget events"),
+    "group": ("spendguard_proxy.cli.group_cmds", "budget groups: one limit several agents share"),
 }
 
 

@@ -72,3 +72,60 @@ def usage(console: Console, result: dict[str, Any], where: str | None = None) ->
     console.print(table)
     if result.get("next_before"):
         console.print(f"older entries: --before {result['next_before']}")
+
+
+def _listed(values: list | None, unit: str = "") -> str | None:
+    return None if values is None else ", ".join(f"{v}{unit}" for v in values)
+
+
+def _policies(obj: dict[str, Any]) -> dict[str, Any]:
+    """A budget's or group's fields as they read best; the names stay the API's, so a reader
+    can go from this table to --json and back. Absent policies say what absence means."""
+    shown = dict(obj)
+    for field, absent in (("rpm_limit", "no limit"), ("tpm_limit", "no limit"),
+                          ("allowed_models", "all models"), ("alert_thresholds_pct", "none"),
+                          ("group_id", "none")):
+        if field in shown and shown[field] is None:
+            shown[field] = absent
+    if isinstance(obj.get("allowed_models"), list):
+        shown["allowed_models"] = _listed(obj["allowed_models"])
+    if isinstance(obj.get("alert_thresholds_pct"), list):
+        shown["alert_thresholds_pct"] = _listed(obj["alert_thresholds_pct"], "%")
+    if obj.get("period") == "none":
+        shown["period_resets_at"] = "never"
+    if isinstance(obj.get("agent_ids"), list):
+        shown["agent_ids"] = _listed(obj["agent_ids"]) or "none"
+    return shown
+
+
+def budget(console: Console, obj: dict[str, Any]) -> None:
+    key_values(console, "Budget", _policies(obj))
+
+
+def group(console: Console, obj: dict[str, Any]) -> None:
+    key_values(console, "Group", _policies(obj))
+
+
+GROUP_COLUMNS = ["group_id", "name", "hard_limit_cents", "available_cents", "period",
+                 "alert_thresholds_pct", "agents"]
+
+
+def groups(console: Console, items: list[dict[str, Any]], where: str | None = None) -> None:
+    shown = [{**_policies(g), "agents": str(len(g["agent_ids"]))} for g in items]
+    rows(console, "Groups", shown, GROUP_COLUMNS, where=where)
+
+
+TENANT_COLUMNS = ["tenant_id", "name", "monthly_ceiling_cents", "month_spent_cents",
+                  "created_at"]
+
+
+def tenants(console: Console, items: list[dict[str, Any]], where: str | None = None) -> None:
+    """Tenants with their monthly ceiling and this month's spend (exact cents; empty when the
+    tenant has no ceiling: the month is counted only under one)."""
+    shown = [{**t, "monthly_ceiling_cents": _or_none(t.get("monthly_ceiling_cents")),
+              "month_spent_cents": cents(t.get("month_spent_microcents"))} for t in items]
+    rows(console, "Tenants", shown, TENANT_COLUMNS, where=where)
+
+
+def _or_none(value: Any) -> Any:
+    return "none" if value is None else value
