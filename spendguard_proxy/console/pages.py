@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from spendguard_proxy import ledger
+from spendguard_proxy import groups, ledger
 from spendguard_proxy.console import charts, live, queries, sessions
 from spendguard_proxy.console.app import (
     FEED,
@@ -158,10 +158,6 @@ async def _nothing() -> list:
 
 
 async def _groups(pool, tenant: uuid.UUID) -> list[dict[str, Any]]:
-    try:
-        from spendguard_proxy import groups
-    except ImportError:
-        return []
     return await groups.list_groups(pool, tenant)
 
 

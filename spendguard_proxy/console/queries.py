@@ -124,6 +124,17 @@ async def agents_table(db: Db, tenant_id: uuid.UUID, search: str | None) -> list
     return [dict(r) for r in rows]
 
 
+async def agents_by_id(db: Db, tenant_id: uuid.UUID, agent_ids: list[str]) -> list[dict]:
+    rows = await db.fetch(
+        "SELECT a.id, a.name, b.remaining_microcents, b.hard_limit_microcents"
+        " FROM agents a LEFT JOIN budgets b ON b.agent_id = a.id"
+        " WHERE a.tenant_id = $1 AND a.id = ANY($2::uuid[]) ORDER BY a.name, a.id",
+        tenant_id,
+        agent_ids,
+    )
+    return [dict(r) for r in rows]
+
+
 async def agent_spend_by_model(db: Db, agent_id: uuid.UUID) -> list[dict[str, Any]]:
     rows = await db.fetch(
         "SELECT coalesce(provider, '(none)') AS provider, coalesce(model, '(none)') AS model,"

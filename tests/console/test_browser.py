@@ -3,6 +3,7 @@ cross-site posts, pages without JavaScript, keyboard-only use, and the README sc
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from pathlib import Path
@@ -15,7 +16,9 @@ from spendguard_proxy import ledger
 from tests.console.conftest import new_tenant
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# The README's screenshots are refreshed with CAP_TEST_SCREENSHOT_DIR=docs/screenshots; by
+# default they go to a temporary directory, so a test run leaves the checkout unchanged.
+SCREENSHOT_DIR = os.environ.get("CAP_TEST_SCREENSHOT_DIR")
 T = ledger.LOCAL_TENANT_ID
 
 
@@ -224,7 +227,8 @@ async def test_keyboard_only(page, sidecar_console):
     await page.wait_for_url(re.compile(r"/ui/$"))
 
 
-async def test_screenshots(browser, sidecar_console, pool, fake):
+async def test_screenshots(browser, sidecar_console, pool, fake, tmp_path):
+    shots = ROOT / SCREENSHOT_DIR if SCREENSHOT_DIR else tmp_path
     agent_id = await _budgeted_agent(pool, "research-assistant", limit_cents=2000)
     for model in ("gpt-4o-mini", "gpt-4o-mini", "gpt-4.1-nano", "gpt-4o", "gpt-4.1-nano"):
         await _call(sidecar_console.base_url, agent_id, model)
@@ -235,14 +239,14 @@ async def test_screenshots(browser, sidecar_console, pool, fake):
         " FROM (SELECT id, (row_number() OVER (ORDER BY id DESC) - 1)::int AS age"
         "       FROM ledger_entries WHERE agent_id = $1 AND kind = 'charge') r"
         " WHERE l.id = r.id", agent_id)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shots.mkdir(parents=True, exist_ok=True)
     context = await browser.new_context(viewport={"width": 1200, "height": 900})
     try:
         page = await context.new_page()
         await page.goto(sidecar_console.url("/ui/?by=model"))
-        await page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
+        await page.screenshot(path=str(shots / "overview.png"), full_page=True)
         await page.goto(sidecar_console.url(f"/ui/agents/{agent_id}"))
-        await page.screenshot(path=str(SCREENSHOTS / "agent.png"), full_page=True)
+        await page.screenshot(path=str(shots / "agent.png"), full_page=True)
     finally:
         await context.close()
     phone = await browser.new_context(viewport={"width": 390, "height": 844},
@@ -254,4 +258,39 @@ async def test_screenshots(browser, sidecar_console, pool, fake):
         assert width <= 390, "the agent page scrolls sideways on a phone"
     finally:
         await phone.close()
-    assert (SCREENSHOTS / "overview.png").stat().st_size > 10_000
+    assert (shots / "overview.png").stat().st_size > 10_000
+
+
+async def test_group_created_and_an_agent_put_in_it(page, sidecar_console, pool):
+    agent_id = await _budgeted_agent(pool, "grouped")
+    name = f"team-{uuid.uuid4().hex[:6]}"
+    await page.goto(sidecar_console.url("/ui/groups"))
+    await page.get_by_label("Name").fill(name)
+    await page.get_by_label("Hard limit (cents)").fill("1000")
+    await page.get_by_label("Alert thresholds (%)").fill("80, 50")
+    await page.get_by_role("button", name="Create group").click()
+    await page.get_by_text("Group saved.").wait_for()
+    group_id = page.url.split("/ui/groups/")[1].split("?")[0]
+
+    await page.goto(sidecar_console.url(f"/ui/agents/{agent_id}"))
+    await page.get_by_label("Budget group").select_option(label=name)
+    await page.get_by_label("Allowed models").fill("gpt-4o*, gpt-4.1-*")
+    await page.get_by_label("Period (UTC)").select_option("daily")
+    await page.get_by_role("button", name="Save budget").click()
+    await page.get_by_text("Budget saved.").wait_for()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(sidecar_console.url(f"/v1/agents/{agent_id}/budget")) as resp:
+            budget = await resp.json()
+        async with http.get(sidecar_console.url(f"/v1/groups/{group_id}")) as resp:
+            group = await resp.json()
+    assert budget["group_id"] == group_id and budget["period"] == "daily"
+    assert budget["allowed_models"] == ["gpt-4o*", "gpt-4.1-*"]
+    assert group["alert_thresholds_pct"] == [50, 80] and group["agent_ids"] == [str(agent_id)]
+
+    # Empty policy fields clear them.
+    await page.get_by_label("Allowed models").fill("")
+    await page.get_by_label("Budget group").select_option(label="(none)")
+    await page.get_by_role("button", name="Save budget").click()
+    await page.get_by_text("Budget saved.").wait_for()
+    budget = await ledger.get_budget(pool, T, agent_id)
+    assert budget["allowed_models"] is None and budget["group_id"] is None

@@ -79,6 +79,25 @@ async def test_bad_budget_value_shows_the_api_message(client, sidecar_console, p
     assert status == 400 and "hard_limit_cents: Input should be a valid integer" in body
 
 
+async def test_bad_policy_values_show_the_api_messages(client, sidecar_console, pool):
+    agent = await ledger.create_agent(pool, ledger.LOCAL_TENANT_ID, "bad-policy")
+    path = f"/ui/agents/{agent['agent_id']}"
+    _, html, _ = await _get(client, sidecar_console, path)
+    status, body, _ = await _post(client, sidecar_console, path + "/budget", {
+        "csrf_token": csrf_of(html), "hard_limit_cents": "10", "alert_thresholds_pct": "50, 200",
+        "rpm_limit": "0", "allowed_models": "gpt 4"})
+    assert status == 400
+    for message in ("alert_thresholds_pct.1: Input should be less than or equal to 100",
+                    "rpm_limit: Input should be greater than or equal to 1",
+                    "allowed_models.0: String should match pattern"):
+        assert message in body
+    _, html, _ = await _get(client, sidecar_console, "/ui/groups")
+    status, body, _ = await _post(client, sidecar_console, path + "/budget", {
+        "csrf_token": csrf_of(html), "hard_limit_cents": "10",
+        "group_id": str(uuid.uuid4())})
+    assert status == 404 and "Group not found" in body  # the ledger's own message
+
+
 async def test_hosted_sign_in_rotates_and_revocation_ends_the_session(client, hosted_console,
                                                                       pool):
     tenant = await new_tenant(pool)
