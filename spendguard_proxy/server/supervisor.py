@@ -66,6 +66,7 @@ class _Slot:
     process: BaseProcess | None = None
     conn: Connection | None = None  # the parent's end of the worker's socket pair
     ready_at: float | None = None
+    failure: str | None = None  # what the worker said when it could not start
     soon_deaths: int = 0
     restart_at: float | None = None
 
@@ -139,7 +140,7 @@ class Supervisor:
     def _start(self, slot: _Slot) -> None:
         slot.generation += 1
         slot.worker_id = f"{socket.gethostname()}:{os.getpid()}:{slot.number}:{slot.generation}"
-        slot.ready_at = slot.restart_at = None
+        slot.ready_at = slot.restart_at = slot.failure = None
         spec = WorkerSpec(self.settings, self.dsn, self.port, slot.number, slot.worker_id,
                           self.metrics_dir)
         parent_end, child_end = self._context.Pipe(duplex=True)
@@ -158,22 +159,27 @@ class Supervisor:
     def _heard_from(self, slot: _Slot) -> None:
         assert slot.conn is not None and slot.process is not None
         try:
-            slot.conn.recv()  # the worker's pid: it listens
+            what, detail = slot.conn.recv()
         except (EOFError, OSError):
             slot.conn.close()  # it died; its sentinel says so too
             slot.conn = None
             return
+        if what == "failed":
+            slot.failure = detail
+            log.error("worker %d could not start: %s", slot.number, detail)
+            return
         slot.ready_at = time.monotonic()
-        log.info("worker %d ready: pid %d, id %s", slot.number, slot.process.pid, slot.worker_id)
+        log.info("worker %d ready: pid %d, id %s", slot.number, detail, slot.worker_id)
 
     def _died(self, slot: _Slot, announced: bool) -> None:
-        assert slot.process is not None
-        code = slot.process.exitcode
-        pid = self._reap(slot)
+        if slot.conn is not None and slot.conn.poll():
+            self._heard_from(slot)  # what it said just before it exited
+        pid, code = self._reap(slot)
         soon = slot.ready_at is None or time.monotonic() - slot.ready_at < STABLE_AFTER_S
         if not announced:
+            why = slot.failure or "its error is above"
             raise WorkersFailed(f"worker {slot.number} exited ({_how(code)}) before the set was "
-                                "ready; its error is above")
+                                f"ready: {why}")
         slot.soon_deaths = slot.soon_deaths + 1 if soon else 0
         if slot.soon_deaths > MAX_SOON_DEATHS:
             raise WorkersFailed(
@@ -187,14 +193,14 @@ class Supervisor:
                   slot.number, pid, _how(code), delay)
         slot.restart_at = time.monotonic() + delay
 
-    def _reap(self, slot: _Slot) -> int | None:
+    def _reap(self, slot: _Slot) -> tuple[int | None, int | None]:
         """After a worker exited: its holds ended, its live gauges gone, its slot empty."""
         from prometheus_client.multiprocess import mark_process_dead
 
         process = slot.process
         assert process is not None
-        process.join()
-        pid = process.pid
+        process.join()  # the sentinel fires as the process exits, before it can be waited for
+        pid, code = process.pid, process.exitcode
         process.close()
         if slot.conn is not None:
             slot.conn.close()
@@ -205,7 +211,7 @@ class Supervisor:
         if ended:
             log.warning("worker %d (pid %s) left %d hold(s) open: charged in full", slot.number,
                         pid, ended)
-        return pid
+        return pid, code
 
     def _stop_all(self) -> None:
         running = [s for s in self._slots if s.running]

@@ -7,8 +7,9 @@ half-initialised. The worker binds the set's port with SO_REUSEPORT and builds t
 its ``worker_id`` stamped on every hold it places, so the parent can end a dead worker's holds
 at once (``ledger.end_worker_holds``) instead of leaving them to expire.
 
-It talks to the parent over one socket pair: it sends its pid once it listens ("ready"), and
-stops gracefully when the parent sends anything or goes away (EOF), as on SIGTERM. SIGINT is
+It talks to the parent over one socket pair: it sends ``("ready", pid)`` once it listens, or
+``("failed", message)`` when it cannot start for a reason it can name in one line (the
+parent's error then quotes it), and stops gracefully when the parent sends anything or goes away (EOF), as on SIGTERM. SIGINT is
 ignored: a terminal's Ctrl-C reaches the whole process group, and the parent turns it into one
 orderly SIGTERM per worker.
 """
@@ -21,7 +22,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from spendguard_proxy.server.serving import (
     bind_socket,
@@ -63,9 +64,7 @@ def run_worker(spec: WorkerSpec, parent: Connection) -> None:
     try:
         sock = bind_socket(settings.host, spec.port, reuse_port=True)
     except OSError as exc:
-        log.error("worker %d cannot listen on %s:%d: %s", spec.slot, settings.host, spec.port,
-                  exc.strerror or exc)
-        sys.exit(EXIT_START_FAILED)
+        _failed(parent, f"cannot listen on {settings.host}:{spec.port}: {exc.strerror or exc}")
     try:
         from spendguard_proxy.errors import SpendGuardError
         from spendguard_proxy.server.app import build_app
@@ -76,10 +75,17 @@ def run_worker(spec: WorkerSpec, parent: Connection) -> None:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(_serve(app, settings, sock, parent))
     except SpendGuardError as exc:  # e.g. the pricing table failed to load: one line, no trace
-        log.error("worker %d: %s", spec.slot, exc.message)
-        sys.exit(EXIT_START_FAILED)
+        _failed(parent, exc.message)
     finally:
         sock.close()
+
+
+def _failed(parent: Connection, message: str) -> NoReturn:
+    try:
+        parent.send(("failed", message))
+    except OSError:  # the parent is gone: say it here at least
+        log.error("%s", message)
+    sys.exit(EXIT_START_FAILED)
 
 
 async def _serve(app: web.Application, settings: Settings, sock, parent: Connection) -> None:
@@ -90,6 +96,6 @@ async def _serve(app: web.Application, settings: Settings, sock, parent: Connect
     asyncio.get_running_loop().add_reader(parent.fileno(), stop.set)
 
     def ready() -> None:
-        parent.send(os.getpid())
+        parent.send(("ready", os.getpid()))
 
     await serve_until(app, settings, sock, stop, ready)

@@ -316,7 +316,10 @@ async def test_workers_that_cannot_start_stop_the_set_with_their_error(dsn, fake
                CAP_PRICING_FILE=str(tmp_path / "no-such-table.json"))
     result = await run_cli("serve", "--workers", "2", "--port", "0", env=env)
     assert result.code == 1
-    assert "before the set was ready" in result.err
+    # One line says which worker, how it ended and why, in the worker's own words.
+    [line] = [ln for ln in result.err.splitlines() if ln.startswith("error: ")]
+    assert re.fullmatch(r"error: worker [12] exited \(exit code 3\) before the set was ready: "
+                        r"Cannot read CAP_PRICING_FILE .*no-such-table\.json: .*", line), line
     assert "SpendGuard (" not in result.out
 
 
