@@ -288,9 +288,9 @@ class DeliveryWorker:
                                    outcome.status_code, outcome.error, outcome.duration_ms)
             await conn.execute(_SETTLE_SQL, claim.delivery_id, claim.attempt, state, next_at,
                                outcome.status_code, outcome.error, delivered_at)
-        if state == "failed":
-            log.warning("webhook delivery %d of %s to %s failed for good: %s",
-                        claim.delivery_id, claim.event_id, claim.url, outcome.error)
+        if state == "failed":  # not the URL: receivers put tokens in query strings
+            log.warning("webhook delivery %d of %s failed for good: %s",
+                        claim.delivery_id, claim.event_id, outcome.error)
 
 
 def _ms(t0: float) -> int:
