@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 
 from spendguard_proxy import groups
@@ -22,6 +21,7 @@ from spendguard_proxy.console.app import (
 from spendguard_proxy.console.forms import FormErrors, check, collect
 from spendguard_proxy.errors import NotFound, SpendGuardError
 from spendguard_proxy.server.bodies import GroupCreate, GroupPatch, parse_uuid
+from spendguard_proxy.webhooks import store as webhook_store
 
 routes = web.RouteTableDef()
 DELIVERIES_SHOWN = 20
@@ -61,39 +61,25 @@ async def revoke_key(request: web.Request) -> web.Response:
 
 # ---------------------------------------------------------------- webhooks
 
-_WEBHOOKS_SQL = """
-SELECT id, url, events, created_at FROM webhooks
- WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY created_at, id
-"""
-
-_DELIVERIES_SQL = """
-SELECT d.id, d.webhook_id, e.id AS event_id, e.type, d.state, d.attempts, d.last_status,
-       d.last_error, d.next_attempt_at, d.delivered_at, d.created_at
-  FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
- WHERE d.webhook_id = $1 AND e.tenant_id = $2
- ORDER BY d.id DESC LIMIT $3
-"""
-
-
-async def _webhooks(pool, tenant: uuid.UUID) -> list[dict[str, Any]] | None:
-    """The tenant's webhooks, each with its latest deliveries; None before the webhook
-    tables exist (an older schema)."""
-    try:
-        hooks = [dict(r) for r in await pool.fetch(_WEBHOOKS_SQL, tenant)]
-        for hook in hooks:
-            hook["deliveries"] = [
-                dict(r) for r in await pool.fetch(_DELIVERIES_SQL, hook["id"], tenant,
-                                                  DELIVERIES_SHOWN)
-            ]
-    except asyncpg.UndefinedTableError:
-        return None
-    return hooks
-
 
 @routes.get("/webhooks")
 async def webhooks(request: web.Request) -> web.Response:
-    hooks = await _webhooks(pool_of(request), tenant_of(request))
-    return render(request, "webhooks.html", {"title": "Webhooks", "webhooks": hooks})
+    """Each webhook with its latest deliveries and their attempts (the API's own reads)."""
+    pool, tenant = pool_of(request), tenant_of(request)
+    hooks = (await webhook_store.list_webhooks(pool, tenant))["webhooks"]
+    for hook in hooks:
+        hook["deliveries"] = (await webhook_store.list_deliveries(
+            pool, tenant, uuid.UUID(hook["webhook_id"]), limit=DELIVERIES_SHOWN, before=None,
+        ))["deliveries"]
+    return render(request, "webhooks.html", {"title": "Webhooks", "webhooks": hooks,
+                                             "deleted": request.query.get("deleted")})
+
+
+@routes.post("/webhooks/{webhook_id}/delete")
+async def delete_webhook(request: web.Request) -> web.Response:
+    webhook_id = _uuid(request, "webhook_id", "webhook")
+    await webhook_store.delete_webhook(pool_of(request), tenant_of(request), webhook_id)
+    raise web.HTTPSeeOther(f"{PREFIX}/webhooks?deleted={webhook_id}")
 
 
 # ---------------------------------------------------------------- groups
