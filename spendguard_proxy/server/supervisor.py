@@ -177,14 +177,15 @@ class Supervisor:
         pid, code = self._reap(slot)
         soon = slot.ready_at is None or time.monotonic() - slot.ready_at < STABLE_AFTER_S
         if not announced:
-            why = slot.failure or "its error is above"
+            why = slot.failure or ("its error is above" if code and code > 0 else None)
             raise WorkersFailed(f"worker {slot.number} exited ({_how(code)}) before the set was "
-                                f"ready: {why}")
+                                "ready" + (f": {why}" if why else ""))
         slot.soon_deaths = slot.soon_deaths + 1 if soon else 0
         if slot.soon_deaths > MAX_SOON_DEATHS:
+            last = _how(code) + (f": {slot.failure}" if slot.failure else "")
             raise WorkersFailed(
                 f"worker {slot.number} died {slot.soon_deaths} times in a row within "
-                f"{STABLE_AFTER_S:g} s of starting (last: {_how(code)}); giving up")
+                f"{STABLE_AFTER_S:g} s of starting (last: {last}); giving up")
         delay = 0.0
         if slot.soon_deaths:
             delay = min(RESTART_BACKOFF_MAX_S,
