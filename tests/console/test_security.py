@@ -201,3 +201,28 @@ async def test_live_stream_ends_when_the_key_is_revoked(client, hosted_console, 
         await ledger.set_budget(pool, tenant.tenant_id, agent_id, hard_limit_cents=6)
         assert await stream.content.readuntil(b"\n\n") == b"event: signed_out\ndata: {}\n\n"
         assert await stream.content.read() == b""  # and the stream ends
+
+
+async def test_over_https_the_cookie_is_host_prefixed_and_secure(console_settings, dsn):
+    from tests.console.conftest import _serve
+
+    settings = console_settings.model_copy(update={"console_https": True})
+    runner, console = await _serve(settings, dsn)
+    try:
+        async with aiohttp.ClientSession() as client, client.get(
+            console.url("/ui/agents"), allow_redirects=False
+        ) as resp:
+            assert resp.status == 200
+            set_cookie = resp.headers["Set-Cookie"]
+            html = await resp.text()
+        assert set_cookie.startswith("__Host-sg_console=")
+        assert "Secure" in set_cookie and "HttpOnly" in set_cookie and "Path=/" in set_cookie
+        assert "Domain" not in set_cookie
+        # Behind TLS the page's origin is https://…: a plain-http origin is another site.
+        async with aiohttp.ClientSession() as client, client.post(
+            console.url("/ui/agents"), data={"csrf_token": csrf_of(html)},
+            headers={"Origin": console.base_url}, allow_redirects=False,
+        ) as resp:
+            assert resp.status == 403
+    finally:
+        await runner.cleanup()
