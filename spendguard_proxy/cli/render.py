@@ -106,24 +106,32 @@ def group(console: Console, obj: dict[str, Any]) -> None:
     key_values(console, "Group", _policies(obj))
 
 
-GROUP_COLUMNS = ["group_id", "name", "hard_limit_cents", "available_cents", "period",
-                 "alert_thresholds_pct", "agents"]
+GROUP_COLUMNS = ["group_id", "name", "limit ¢", "available ¢", "period", "alerts", "agents"]
 
 
 def groups(console: Console, items: list[dict[str, Any]], where: str | None = None) -> None:
-    shown = [{**_policies(g), "agents": str(len(g["agent_ids"]))} for g in items]
+    shown = []
+    for g in items:
+        readable = _policies(g)
+        shown.append({"group_id": g["group_id"], "name": g["name"],
+                      "limit ¢": g["hard_limit_cents"], "available ¢": g["available_cents"],
+                      "period": g["period"], "alerts": readable["alert_thresholds_pct"],
+                      "agents": len(g["agent_ids"])})
     rows(console, "Groups", shown, GROUP_COLUMNS, where=where)
 
 
-TENANT_COLUMNS = ["tenant_id", "name", "monthly_ceiling_cents", "month_spent_cents",
-                  "created_at"]
+TENANT_COLUMNS = ["tenant_id", "name", "ceiling ¢/month", "spent this month ¢",
+                  "created (UTC)"]
 
 
 def tenants(console: Console, items: list[dict[str, Any]], where: str | None = None) -> None:
     """Tenants with their monthly ceiling and this month's spend (exact cents; empty when the
     tenant has no ceiling: the month is counted only under one)."""
-    shown = [{**t, "monthly_ceiling_cents": _or_none(t.get("monthly_ceiling_cents")),
-              "month_spent_cents": cents(t.get("month_spent_microcents"))} for t in items]
+    shown = [{"tenant_id": t["tenant_id"], "name": t["name"],
+              "ceiling ¢/month": _or_none(t.get("monthly_ceiling_cents")),
+              "spent this month ¢": cents(t.get("month_spent_microcents")),
+              "created (UTC)": (t.get("created_at") or "")[:19].replace("T", " ")}
+             for t in items]
     rows(console, "Tenants", shown, TENANT_COLUMNS, where=where)
 
 

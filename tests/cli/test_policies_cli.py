@@ -323,13 +323,18 @@ def test_renderings_say_what_an_absent_policy_means():
     group = {"group_id": "g1", "name": "n", "hard_limit_cents": 9, "available_cents": 4,
              "period": "none", "alert_thresholds_pct": None, "agent_ids": ["a", "b"]}
     text = _render(render.groups, [group])
-    assert "│ g1       │ n    │ 9" in text and "│ none " in text and "│ 2      │" in text
+    assert _cells(text, "g1") == ["g1", "n", "9", "4", "none", "none", "2"]
     assert "│ agent_ids            │ a, b" in _render(render.group, group)
 
     text = _render(render.tenants, [
         {"tenant_id": "t1", "name": "x", "monthly_ceiling_cents": 10,
-         "month_spent_microcents": 1_500_000, "created_at": "2026"},
+         "month_spent_microcents": 1_500_000, "created_at": "2026-11-29T19:00:00.5Z"},
         {"tenant_id": "t2", "name": "y", "monthly_ceiling_cents": None,
-         "month_spent_microcents": None, "created_at": "2026"}])
-    assert "│ t1        │ x    │ 10" in text and "1.5" in text
-    assert "│ t2        │ y    │ none" in text
+         "month_spent_microcents": None, "created_at": "2026-11-29T19:00:00.5Z"}])
+    assert _cells(text, "t1") == ["t1", "x", "10", "1.5", "2026-11-29 19:00:00"]
+    assert _cells(text, "t2") == ["t2", "y", "none", "", "2026-11-29 19:00:00"]
+
+
+def _cells(table: str, first: str) -> list[str]:
+    row = next(line for line in table.splitlines() if line.startswith(f"│ {first} "))
+    return [cell.strip() for cell in row.split("│")[1:-1]]
