@@ -185,6 +185,13 @@ class Bench:
                   f"(64 tasks, pool 20, p50 {ledger['cycle_p50_ms']} ms)", flush=True)
         self.load("spendguard_c64_hot", [self.target(sg1, agents["hot"])], 64, sg1)
 
+        print("policies (c=32, one agent each; limits set far above the load; two rounds)")
+        policy_agents = asyncio.run(database.make_policy_agents(self.dsn))
+        agents.update(policy_agents)
+        for round_no in (1, 2):  # interleaved: the machine's drift hits every variant alike
+            for name, agent in policy_agents.items():
+                self.load(f"{name}_c32_r{round_no}", [self.target(sg1, agent)], 32, sg1)
+
         print("scale (two SpendGuard processes, one PostgreSQL, one shared agent)")
         self.load("scale_2x_c16", [self.target(sg1, agents["hot"]),
                                    self.target(sg2, agents["hot"])], 16, sg1, sg2)

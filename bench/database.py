@@ -92,6 +92,40 @@ async def make_agent(pool: asyncpg.Pool, name: str, concurrency: str = "shared",
     return agent_id
 
 
+# What each policy bench agent carries: limits far above the load, so they are evaluated on
+# every call but never refuse one (the cost of the check, not of a 429).
+POLICIES = {
+    "policy_none": {},
+    "policy_group": {"group": True},
+    "policy_rate": {"rpm_limit": 10**9, "tpm_limit": 10**9},
+    "policy_all": {"group": True, "rpm_limit": 10**9, "tpm_limit": 10**9, "period": "daily",
+                   "allowed_models": ["gpt-4o*", "claude-*"], "alert_thresholds_pct": [99]},
+}
+
+
+async def make_policy_agents(dsn: str) -> dict[str, uuid.UUID]:
+    """One agent per entry of POLICIES; those with a group each get their own group."""
+    from spendguard_proxy import groups
+
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        agents = {}
+        for name, policy in POLICIES.items():
+            agent_id = await make_agent(pool, f"bench-{name}")
+            policy = dict(policy)
+            if policy.pop("group", False):
+                group = await groups.create_group(pool, ledger.LOCAL_TENANT_ID, name=name,
+                                                  hard_limit_cents=BIG_BUDGET_CENTS)
+                policy["group_id"] = uuid.UUID(group["group_id"])
+            if policy:
+                await ledger.set_budget(pool, ledger.LOCAL_TENANT_ID, agent_id,
+                                        hard_limit_cents=BIG_BUDGET_CENTS, policy=policy)
+            agents[name] = agent_id
+        return agents
+    finally:
+        await pool.close()
+
+
 async def make_agents(dsn: str, names: list[str]) -> dict[str, uuid.UUID]:
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:

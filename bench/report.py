@@ -56,6 +56,7 @@ def summary(results: dict) -> list[dict]:
         rows.append({"target": "hot shared agent ≥ 1,000 settled/s (HTTP, c=64)",
                      "measured": hot["rps"],
                      "verdict": _verdict(hot["rps"] >= TARGET_HOT_SETTLED_PER_S)})
+    rows.extend(_policy_rows(results))
     cli = results.get("cli_startup")
     for name, measured in (cli or {}).get("commands", {}).items():
         target_ms = cli["target_ms"]
@@ -71,6 +72,37 @@ def summary(results: dict) -> list[dict]:
         rows.append({"target": "≥ 10× LiteLLM (c=32 calls/s)", "measured": "not run",
                      "verdict": "n/a"})
     return rows
+
+
+def policy_costs(results: dict) -> dict[str, dict]:
+    """Per policy variant: req/s and proxy + PostgreSQL CPU ms per call, averaged over the
+    rounds, and the change against the agent without policies."""
+    variants: dict[str, list[dict]] = {}
+    for key, load in results.get("loads", {}).items():
+        if key.startswith("policy_"):
+            variants.setdefault(key.split("_c32_")[0], []).append(load)
+    out = {}
+    for name, loads in variants.items():
+        cpu = [cpu_ms_per_request(load) for load in loads]
+        out[name] = {
+            "rps": round(sum(load["rps"] for load in loads) / len(loads), 1),
+            "cpu_ms": round(sum(v for c in cpu for k, v in c.items()
+                                if k.startswith(("spendguard", "postgres"))) / len(cpu), 3),
+        }
+    base = out.get("policy_none")
+    for costs in out.values():
+        if base and base["rps"]:
+            costs["rps_vs_none"] = round(costs["rps"] / base["rps"], 3)
+            costs["cpu_ms_vs_none"] = round(costs["cpu_ms"] - base["cpu_ms"], 3)
+    return out
+
+
+def _policy_rows(results: dict) -> list[dict]:
+    return [{"target": f"policies on ({name.removeprefix('policy_')}): calls/s vs none",
+             "measured": f"{c['rps']} ({c['rps_vs_none']:.2f}×, {c['cpu_ms_vs_none']:+.3f} ms "
+                         f"CPU/call)", "verdict": "info"}
+            for name, c in policy_costs(results).items()
+            if name != "policy_none" and "rps_vs_none" in c]
 
 
 def _ratio(a: dict | None, b: dict | None) -> str:

@@ -14,7 +14,13 @@ from spendguard_proxy import ledger, tokens
 from spendguard_proxy.console import setup_console
 from spendguard_proxy.db.pool import create_pool
 from spendguard_proxy.ledger_batch import LedgerBatcher
-from spendguard_proxy.server import admin_routes, health, model_routes, provider_routes
+from spendguard_proxy.server import (
+    admin_routes,
+    group_routes,
+    health,
+    model_routes,
+    provider_routes,
+)
 from spendguard_proxy.server.agents_seen import AGENTS_SEEN, AgentsSeen
 from spendguard_proxy.server.auth import KEY_CACHE, KeyCache, auth_middleware
 from spendguard_proxy.server.keys import LEDGER, POOL, PRICING, SETTINGS
@@ -50,6 +56,7 @@ def build_app(
     app.cleanup_ctx.append(webhook_delivery)
     app.router.add_routes(health.routes)
     app.router.add_routes(admin_routes.routes)
+    app.router.add_routes(group_routes.routes)
     app.router.add_routes(provider_routes.routes)
     app.router.add_routes(model_routes.routes)
     app.router.add_routes(webhook_routes)

@@ -254,6 +254,9 @@ def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
         settings,
         access_log=None,  # one JSON line per request is the app's job, never aiohttp's
         keepalive_timeout=settings.client_keepalive_timeout_s,
+        # On SIGTERM: calls and streams in flight get this long before they are cancelled
+        # (and settled either way).
+        shutdown_timeout=settings.shutdown_grace_seconds,
     )
 
 
