@@ -21,7 +21,9 @@ def _json(res):
 async def test_tenant_and_key_lifecycle(dsn, hosted):
     env = clean_env(CAP_DATABASE_URL=dsn)
     tenant = _json(await run_cli("tenant", "create", "--name", "acme", "--json", env=env))
-    assert set(tenant) == {"tenant_id", "name", "created_at"}
+    assert set(tenant) == {"tenant_id", "name", "created_at", "monthly_ceiling_cents",
+                           "month_spent_microcents"}
+    assert tenant["monthly_ceiling_cents"] is None
     assert tenant["name"] == "acme"
     tenant_id = tenant["tenant_id"]
 
