@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     # their cost (breaks the budget guarantee for calls that use them).
     forward_unpriced_fields: str = ""
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    # Object members and array elements a request body may hold: parsing costs per value,
+    # and bodies that may exceed it are counted in a separate process first (json_vetting.py).
+    max_json_values: int = Field(200_000, ge=1000)
     db_pool_min_size: int = Field(2, ge=1)
     db_pool_max_size: int = Field(20, ge=1)
     db_command_timeout_s: float = Field(30.0, gt=0)

@@ -23,6 +23,7 @@ from spendguard_proxy.server import (
 )
 from spendguard_proxy.server.agents_seen import AGENTS_SEEN, AgentsSeen
 from spendguard_proxy.server.auth import KEY_CACHE, KeyCache, auth_middleware
+from spendguard_proxy.server.json_vetting import vetting_process
 from spendguard_proxy.server.keys import LEDGER, POOL, PRICING, SETTINGS
 from spendguard_proxy.server.metrics import setup_metrics
 from spendguard_proxy.server.middlewares import DATABASE_DOWN, errors_middleware
@@ -53,6 +54,7 @@ def build_app(
     app.cleanup_ctx.append(_pricing)
     app.cleanup_ctx.append(upstream_sessions)
     app.cleanup_ctx.append(_hold_sweeper)
+    app.cleanup_ctx.append(vetting_process)
     app.cleanup_ctx.append(webhook_delivery)
     app.router.add_routes(health.routes)
     app.router.add_routes(admin_routes.routes)

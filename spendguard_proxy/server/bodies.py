@@ -22,7 +22,9 @@ from pydantic import (
     model_validator,
 )
 
-from spendguard_proxy.errors import InvalidRequest, UnsupportedMediaType
+from spendguard_proxy.errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
+from spendguard_proxy.server.json_vetting import vet
+from spendguard_proxy.server.keys import SETTINGS
 
 MAX_CENTS = 10**12
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -104,6 +106,15 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     if not raw.strip():
         return {}
+    limit = request.app[SETTINGS].max_json_values
+    verdict, detail = await vet(raw, limit)
+    if verdict == "too_many":
+        raise RequestTooLarge(
+            f"Request body has more than {limit} JSON values (object members and array "
+            "elements); send fewer, or raise CAP_MAX_JSON_VALUES"
+        )
+    if verdict == "invalid":
+        raise InvalidRequest(f"Request body is not valid JSON: {detail}")
     body = loads_strict(raw)
     if not isinstance(body, dict):
         raise InvalidRequest("Request body must be a JSON object")

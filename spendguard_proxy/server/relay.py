@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import io
 import json
 import logging
 import time
@@ -297,7 +298,7 @@ async def _forward(
     try:
         outcome.sent = True
         upstream = await asyncio.wait_for(
-            session.post(url, data=data, headers=headers),
+            session.post(url, data=_payload(data), headers=headers),
             settings.upstream_first_byte_timeout_s,
         )
     except aiohttp.ClientConnectorError as exc:
@@ -317,6 +318,12 @@ async def _forward(
         if pre.stream:
             return await _stream(request, upstream, call, pre, res, outcome)
         return await _whole(request, upstream, call, pre, res, outcome, priced)
+
+
+def _payload(data: bytes):
+    # aiohttp writes a bytes body in one piece and warns past 1 MiB; a file-like body goes out
+    # in chunks, so a large prompt does not hold the loop for its whole copy.
+    return io.BytesIO(data) if len(data) > aiohttp.payload.TOO_LARGE_BYTES_BODY else data
 
 
 async def _pass_through_error(upstream, call, res, outcome: Outcome) -> web.Response:
