@@ -80,7 +80,7 @@ def _serve_workers(settings: Settings, sock: socket.socket, workers: int, line: 
         _migrate(settings, dsn)
         settings = _size_pools(settings, dsn, workers)
         metrics_dir = tempfile.mkdtemp(prefix="spendguard-metrics-")
-        # prometheus-client reads it at import: the spawned workers find it in their
+        # prometheus-client reads it at import: the workers (and their forkserver) find it in their
         # environment and keep their counters in files there, which /metrics sums.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         try:

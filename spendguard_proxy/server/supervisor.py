@@ -4,8 +4,10 @@ The parent process serves nothing itself. `serve` has already loaded the setting
 embedded PostgreSQL if it is used, migrated the database, sized the pools and bound the port
 (held, not listening, so the port stays ours); the ``Supervisor`` then:
 
-- starts N workers (server/worker.py) with multiprocessing's "spawn" context, each with a
-  unique worker id ``host:parent-pid:slot:generation`` that it stamps on its holds;
+- starts N workers (server/worker.py) with multiprocessing's "forkserver" context: a fresh
+  interpreter loads the tokenizer tables and the server's modules once
+  (server/worker_preload.py) and every worker is forked from it, sharing those pages; each
+  worker has a unique worker id ``host:parent-pid:slot:generation`` that it stamps on its holds;
 - calls ``on_ready`` once all N listen (``serve`` prints its "SpendGuard … on …" line then);
 - when a worker dies, charges its open holds in full at once (``ledger.end_worker_holds`` on a
   connection of its own: the calls it was relaying are lost, and their cost is unknown),
@@ -84,7 +86,8 @@ class Supervisor:
         self.metrics_dir = metrics_dir
         self._slots = [_Slot(n) for n in range(1, workers + 1)]
         self._stopping = False
-        self._context = multiprocessing.get_context("spawn")
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(["spendguard_proxy.server.worker_preload"])
 
     def run(self, on_ready: Callable[[], None]) -> None:
         """Run the set until SIGTERM/SIGINT (then stop it gracefully and return) or until it

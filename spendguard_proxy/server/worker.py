@@ -1,8 +1,9 @@
 """One worker of `spendguard serve --workers N`: a whole SpendGuard server in its own process.
 
-The supervisor (server/supervisor.py) starts it with multiprocessing's "spawn" context: a fresh
-interpreter, so nothing of the parent's state (an event loop, uvloop, asyncpg) is inherited
-half-initialised. The worker binds the set's port with SO_REUSEPORT and builds the app as
+The supervisor (server/supervisor.py) starts it with multiprocessing's "forkserver" context:
+forked from a fresh interpreter that has loaded the tokenizer tables and modules
+(server/worker_preload.py) but never the parent's state (an event loop, uvloop, asyncpg), so
+nothing is inherited half-initialised. The worker binds the set's port with SO_REUSEPORT and builds the app as
 `serve` does — its own pool, ledger batcher, key cache, pricing refresh and hold sweeper — with
 its ``worker_id`` stamped on every hold it places, so the parent can end a dead worker's holds
 at once (``ledger.end_worker_holds``) instead of leaving them to expire.
@@ -46,7 +47,7 @@ EXIT_START_FAILED = 3  # could not bind or start: restarting it at once would fa
 
 @dataclass(frozen=True, slots=True)
 class WorkerSpec:
-    """What a worker needs, pickled to the spawned process."""
+    """What a worker needs, pickled to the worker process."""
 
     settings: Settings  # the pool size already divided among the workers
     dsn: str
