@@ -144,14 +144,16 @@ def spendguard_env(dsn: str, fake: Child, data_dir: Path, **extra: str) -> dict[
     return env
 
 
-def spendguard(name: str, env: dict[str, str], log_dir: Path, wait: bool = True) -> Child:
+def spendguard(name: str, env: dict[str, str], log_dir: Path, wait: bool = True,
+               extra_args: list[str] | None = None) -> Child:
+    """``spendguard serve`` on a free port; ``extra_args`` go after ``serve`` (``--workers 2``)."""
     port = free_port()
-    argv = [str(VENV_BIN / "spendguard"), "serve", "--port", str(port), "--host", "127.0.0.1"]
+    serve = ["serve", "--port", str(port), "--host", "127.0.0.1", *(extra_args or [])]
+    argv = [str(VENV_BIN / "spendguard"), *serve]
     if os.environ.get("BENCH_SPENDGUARD_SRC"):
         # A scratch copy of the package (prototypes): put it first on the module path.
         env = {**env, "PYTHONPATH": os.environ["BENCH_SPENDGUARD_SRC"]}
-        argv = [sys.executable, "-m", "spendguard_proxy.cli.main", "serve", "--port", str(port),
-                "--host", "127.0.0.1"]
+        argv = [sys.executable, "-m", "spendguard_proxy.cli.main", *serve]
     if not wait:
         return spawn(name, argv, env, port, log_dir)
     return start(name, argv, env, port, log_dir)

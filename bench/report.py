@@ -12,6 +12,9 @@ TARGET_C1_ADDED_P50_STRICT_MS = 1.5
 TARGET_C32_OF_FLOOR = 0.5
 TARGET_HOT_SETTLED_PER_S = 1000
 TARGET_VS_LITELLM = 10.0
+TARGET_PSS_PER_WORKER_MIB = 150  # "≤ 150 MB PSS per worker" read as MiB, as /proc reports
+TARGET_STREAMS = 5000
+TARGET_STREAM_RSS_MIB = 600
 
 
 def _load(results: dict, key: str) -> dict | None:
@@ -57,6 +60,8 @@ def summary(results: dict) -> list[dict]:
                      "measured": hot["rps"],
                      "verdict": _verdict(hot["rps"] >= TARGET_HOT_SETTLED_PER_S)})
     rows.extend(_policy_rows(results))
+    rows.extend(_memory_rows(results))
+    rows.extend(_stream_scale_rows(results))
     cli = results.get("cli_startup")
     for name, measured in (cli or {}).get("commands", {}).items():
         target_ms = cli["target_ms"]
@@ -103,6 +108,33 @@ def _policy_rows(results: dict) -> list[dict]:
                          f"CPU/call)", "verdict": "info"}
             for name, c in policy_costs(results).items()
             if name != "policy_none" and "rps_vs_none" in c]
+
+
+def _memory_rows(results: dict) -> list[dict]:
+    two = results.get("memory", {}).get("workers_2")
+    if not two:
+        return []
+    worst = two["pss_worker_max_mib"]
+    return [{"target": "memory per worker ≤ 150 MB PSS (--workers 2)",
+             "measured": f"{worst:.0f} MiB ({two['pss_worker_max_with_forkserver_mib']:.0f} "
+                         f"with its share of the forkserver; the set {two['pss_total_mib']:.0f})",
+             "verdict": _verdict(two["workers"] == 2 and worst <= TARGET_PSS_PER_WORKER_MIB)}]
+
+
+def _stream_scale_rows(results: dict) -> list[dict]:
+    scale = results.get("stream_scale")
+    if not scale:
+        return []
+    if scale.get("failed"):
+        return [{"target": "5,000 concurrent streams, RSS ≤ 600 MB, ledger exact",
+                 "measured": f"failed: {scale['failed'][:80]}", "verdict": "MISS"}]
+    ok = (scale["peak_open"] >= TARGET_STREAMS and scale["errors"] == 0
+          and scale["rss_peak_mib"] <= TARGET_STREAM_RSS_MIB and scale["ledger_exact"])
+    return [{"target": "5,000 concurrent streams, RSS ≤ 600 MB, ledger exact",
+             "measured": f"{scale['peak_open']} open at once, RSS {scale['rss_peak_mib']:.0f} MiB,"
+                         f" {scale['errors']} errors, ledger "
+                         f"{'exact' if scale['ledger_exact'] else 'NOT exact'}",
+             "verdict": _verdict(ok)}]
 
 
 def _ratio(a: dict | None, b: dict | None) -> str:
@@ -200,6 +232,9 @@ def print_report(results: dict, console: Console | None = None) -> None:
                    "")
         console.print(st)
 
+    print_memory(results, console)
+    print_stream_scale(results, console)
+
     cli = results.get("cli_startup")
     if cli:
         ct = Table(title=f"CLI cold start (a new process each run, {cli['python_floor']['runs']} "
@@ -253,3 +288,60 @@ def print_report(results: dict, console: Console | None = None) -> None:
     for note in results.get("notes", []):
         console.print(f"note: {note}")
     console.print(f"wall time {results.get('wall_s')} s")
+
+
+def print_memory(results: dict, console: Console) -> None:
+    memory = results.get("memory")
+    if not memory:
+        return
+    mt = Table(title="Memory of spendguard serve after warm-up (/proc/<pid>/smaps_rollup, MiB; "
+                     "PSS shares each shared page among the processes mapping it)")
+    for column in ("set", "process", "pid", "RSS", "PSS", "PSS anon", "private",
+                   "warm-up CPU ms"):
+        mt.add_column(column, justify="left" if column in ("set", "process") else "right")
+    for entry in memory.values():
+        label = (f"--workers {entry['workers_flag']} ({entry['warmup']['calls']} calls, "
+                 f"{entry['warmup']['errors']} errors)")
+        for row in entry["processes"]:
+            mt.add_row(label, row["role"], str(row["pid"]), f"{row['rss_mib']:.1f}",
+                       f"{row['pss_mib']:.1f}", f"{row['pss_anon_mib']:.1f}",
+                       f"{row['private_mib']:.1f}", str(row.get("warmup_cpu_ms", "")))
+            label = ""
+        mt.add_row("", "[bold]set total[/bold]", "", f"{entry['rss_total_mib']:.1f}",
+                   f"[bold]{entry['pss_total_mib']:.1f}[/bold]", "", "", "",
+                   end_section=True)
+    console.print(mt)
+
+
+def print_stream_scale(results: dict, console: Console) -> None:
+    scale = results.get("stream_scale")
+    if not scale:
+        return
+    if scale.get("failed"):
+        console.print(f"stream scale failed: {scale['failed']}")
+        return
+    st = Table(title=f"Concurrent streams through one spendguard serve (1 worker): "
+                     f"{scale['streams']} streams of {scale['words']} words "
+                     f"{scale['delay_ms']} ms apart at the fake, one asyncio client")
+    st.add_column("figure")
+    st.add_column("value", justify="right")
+    ledger = scale["ledger"]
+    rows = [
+        ("streams open at once (peak)", f"{scale['peak_open']}"),
+        ("completed / errors / unfinished",
+         f"{scale['completed']} / {scale['errors']} / {scale['unfinished']}"),
+        ("errors by kind", ", ".join(f"{k} {v}" for k, v in scale["error_kinds"].items()) or "-"),
+        ("time to open all (s)", f"{scale['open_all_s']}"),
+        ("wall time of the client (s)", f"{scale['wall_s']}"),
+        ("SpendGuard RSS idle → peak (MiB)",
+         f"{scale['rss_idle_mib']:.0f} → {scale['rss_peak_mib']:.0f}"),
+        ("RSS per open stream (KiB)", f"{scale['rss_per_stream_kib']:.0f}"),
+        ("SpendGuard CPU over the run (% of one core)", f"{scale['proxy_cpu_pct']}"),
+        ("fake provider RSS peak (MiB)", f"{scale['fake_rss_peak_mib']:.0f}"),
+        ("ledger: charges / Σ deltas ≠ remaining / overrun µ¢ / holds left",
+         (f"{ledger['charges']} / {ledger['mismatched']} / {ledger['overrun_microcents']}"
+          f" / {scale['holds_left']}")),
+    ]
+    for name, value in rows:
+        st.add_row(name, value)
+    console.print(st)
