@@ -12,13 +12,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from tests.invariants import assert_ledger_invariants
-
-BUDGET_KEYS = {"agent_id", "hard_limit_cents", "remaining_cents", "remaining_microcents",
-               "available_cents", "concurrency", "locked_run_id", "locked_cents",
-               "locked_expires_at",
-               # DESIGN §11 policies (optional: the reference CLI and SDK ignore them)
-               "period", "period_resets_at", "period_spent_cents", "period_spent_microcents",
-               "rpm_limit", "tpm_limit", "allowed_models", "alert_thresholds_pct", "group_id"}
+from tests.ledger.helpers import BUDGET_FIELDS
 
 
 async def _json(resp):
@@ -41,7 +35,7 @@ async def test_health_ready_and_agent_lifecycle(http, proxy_url, pool):
     async with http.post(f"{proxy_url}/v1/agents/{agent_id}/budget",
                          json={"hard_limit_cents": 5000, "topup_cents": 5000}) as r:
         status, budget = await _json(r)
-    assert status == 200 and set(budget) == BUDGET_KEYS
+    assert status == 200 and set(budget) == BUDGET_FIELDS
     assert budget["remaining_cents"] == 5000 and budget["concurrency"] == "exclusive"
     async with http.patch(f"{proxy_url}/v1/agents/{agent_id}", json={"name": "b2"}) as r:
         assert (await r.json())["name"] == "b2"

@@ -7,6 +7,15 @@ from spendguard_proxy import ledger
 
 T = ledger.LOCAL_TENANT_ID
 
+# The budget object's fields (DESIGN §3, and §11's policy fields, which the reference CLI and
+# SDK ignore).
+BUDGET_FIELDS = {
+    "agent_id", "hard_limit_cents", "remaining_cents", "remaining_microcents", "available_cents",
+    "concurrency", "locked_run_id", "locked_cents", "locked_expires_at",
+    "period", "period_resets_at", "period_spent_cents", "period_spent_microcents",
+    "rpm_limit", "tpm_limit", "allowed_models", "alert_thresholds_pct", "group_id",
+}
+
 
 async def new_agent(pool, *, limit_cents: int = 100, concurrency: str = "shared", topup=None):
     agent = await ledger.create_agent(pool, T, "test")

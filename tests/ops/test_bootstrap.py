@@ -11,12 +11,8 @@ from aiohttp import web
 
 from spendguard_proxy import ledger
 from spendguard_proxy.server.runner import start_site
+from tests.ledger.helpers import BUDGET_FIELDS
 from tests.ops.conftest import clean_env, new_tenant, run_bootstrap
-
-BUDGET_FIELDS = {
-    "agent_id", "hard_limit_cents", "remaining_cents", "remaining_microcents", "available_cents",
-    "concurrency", "locked_run_id", "locked_cents", "locked_expires_at",
-}
 
 
 async def test_json_output_is_one_sorted_object(sidecar, pool):
