@@ -113,12 +113,14 @@ def _open_log(path: Path):
     return open(path, "wb")
 
 
-async def start_server(env: dict[str, str], log_dir: Path, name: str) -> ServerProcess:
+async def start_server(env: dict[str, str], log_dir: Path, name: str,
+                       workers: int = 1) -> ServerProcess:
     port = free_port()
     log_path = log_dir / f"{name}-{port}.log"
     with _open_log(log_path) as log:
         proc = await asyncio.create_subprocess_exec(
             SPENDGUARD, "serve", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers),
             env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
             cwd=str(log_dir),
         )
@@ -155,14 +157,16 @@ async def servers(tmp_path) -> AsyncIterator:
         def __init__(self) -> None:
             self.started: list[ServerProcess] = []
 
-        async def start(self, env: dict[str, str], name: str = "spendguard") -> ServerProcess:
-            server = await start_server(env, tmp_path, name)
+        async def start(self, env: dict[str, str], name: str = "spendguard",
+                        workers: int = 1) -> ServerProcess:
+            server = await start_server(env, tmp_path, name, workers)
             self.started.append(server)
             return server
 
-        async def start_many(self, env: dict[str, str], count: int) -> list[ServerProcess]:
+        async def start_many(self, env: dict[str, str], count: int,
+                             workers: int = 1) -> list[ServerProcess]:
             started = await asyncio.gather(
-                *(self.start(env, f"spendguard{i}") for i in range(count)),
+                *(self.start(env, f"spendguard{i}", workers) for i in range(count)),
                 return_exceptions=True)  # all settle first, so teardown sees every server
             for result in started:
                 if isinstance(result, BaseException):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import Counter
 
 import aiohttp
@@ -90,3 +91,54 @@ async def test_three_proxies_64_clients_one_shared_budget_never_overspend(
                      headers=agent_headers(agent_id)) as response,
     ):
         assert response.status == 402
+
+
+async def test_hosted_two_proxies_of_two_workers_keep_tenants_apart_and_never_overspend(
+    dsn, fake, faults_pool, servers, tmp_path
+):
+    """Issue 11's set-up: hosted mode, two `serve --workers 2` (four processes on two ports),
+    one tenant's 64 clients on a shared budget until it runs out, another tenant probing it."""
+    from spendguard_proxy import ledger, tenants
+
+    keys = {}
+    for name in ("owner", "other"):
+        tenant = await tenants.create_tenant(faults_pool, f"workers-{name}")
+        tenant_id = uuid.UUID(tenant["tenant_id"])
+        keys[name] = (tenant_id, (await tenants.create_key(
+            faults_pool, tenant_id, list(tenants.SCOPES)))["api_key"])
+    owner_id, owner_key = keys["owner"]
+    agent_id = uuid.UUID((await ledger.create_agent(faults_pool, owner_id, "shared"))["agent_id"])
+    await ledger.set_budget(faults_pool, owner_id, agent_id, hard_limit_cents=BUDGET_CENTS,
+                            concurrency="shared")
+    fake.configure(words=40)
+    env = server_env(dsn, fake, tmp_path / "data", CAP_MODE="hosted", CAP_KEY_CACHE_TTL_S="0")
+    proxies = await servers.start_many(env, 2, workers=2)
+    statuses: Counter[int] = Counter()
+    deadline = time.monotonic() + DEADLINE_S
+    owner = {**agent_headers(agent_id), "Authorization": f"Bearer {owner_key}"}
+    other = {**agent_headers(agent_id), "Authorization": f"Bearer {keys['other'][1]}"}
+
+    async def client(i: int, session: aiohttp.ClientSession) -> None:
+        url = f"{proxies[i % 2].url}/v1/chat/completions"
+        refusals = 0
+        while refusals < REFUSALS_TO_STOP and time.monotonic() < deadline:
+            async with session.post(url, json=chat_body(model=MODEL, max_tokens=MAX_TOKENS),
+                                    headers=owner) as response:
+                await response.read()
+                statuses[response.status] += 1
+            refusals = refusals + 1 if response.status == 402 else 0
+            if i % 16 == 0:  # the other tenant, on the same agent id: never found
+                async with session.get(f"{proxies[i % 2].url}/v1/agents/{agent_id}/budget",
+                                       headers=other) as probe:
+                    assert probe.status == 404
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CLIENTS)) as session:
+        await asyncio.gather(*(client(i, session) for i in range(CLIENTS)))
+
+    assert set(statuses) <= {200, 402}, statuses
+    assert statuses[200] > 20 and time.monotonic() < deadline
+    figures = await assert_ledger_invariants(faults_pool, agent_id)
+    assert figures["overrun"] == 0 and figures["credits"] == BUDGET_CENTS * 1_000_000
+    assert billed_microcents(fake, MODEL) <= figures["charges"] <= figures["credits"]
+    assert await faults_pool.fetchval("SELECT count(*) FROM holds WHERE agent_id = $1",
+                                      agent_id) == 0

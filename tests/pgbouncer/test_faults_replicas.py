@@ -1,7 +1,7 @@
 """The fault suite's multi-process tests with every `spendguard serve` on the pooler
 (``CAP_DATABASE_POOLER_URL``; migrations stay on ``CAP_DATABASE_URL``, the direct connection):
-three proxies and 64 clients on one shared budget, a kill -9 mid-stream, database connections
-killed mid-request (server connections behind the pooler)."""
+three proxies and 64 clients on one shared budget, two hosted `--workers 2` sets, a kill -9
+mid-stream, database connections killed mid-request (server connections behind the pooler)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from tests.faults.test_database_loss import (  # noqa: F401
     test_killed_database_connections_give_503_not_500_and_lose_no_money,
 )
 from tests.faults.test_replicas import (  # noqa: F401
+    test_hosted_two_proxies_of_two_workers_keep_tenants_apart_and_never_overspend,
     test_three_proxies_64_clients_one_shared_budget_never_overspend,
 )
 
