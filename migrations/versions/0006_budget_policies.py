@@ -199,6 +199,44 @@ BEGIN
     PERFORM sg_roll_budget(p_agent, p_now);
 END $$;
 
+-- Caller holds the locks and has just charged p_charged to the agent (and its group): a
+-- budget.threshold event for each of their thresholds that this charge crossed.
+CREATE FUNCTION sg_alert_thresholds(p_tenant uuid, p_agent uuid, p_group uuid,
+                                    p_charged bigint, p_now timestamptz) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    b budgets%ROWTYPE;
+    g budget_groups%ROWTYPE;
+    pct smallint;
+BEGIN
+    IF p_charged <= 0 THEN
+        RETURN;
+    END IF;
+    SELECT * INTO b FROM budgets WHERE agent_id = p_agent;
+    FOREACH pct IN ARRAY sg_crossed(b.period_spent_microcents - p_charged,
+                                    b.period_spent_microcents, b.hard_limit_microcents,
+                                    b.alert_thresholds_pct) LOOP
+        PERFORM sg_emit(p_tenant, 'budget.threshold', jsonb_build_object(
+            'scope', 'agent', 'agent_id', p_agent, 'group_id', p_group,
+            'threshold_pct', pct, 'period', b.period,
+            'spent_cents', b.period_spent_microcents / 1000000.0,
+            'hard_limit_cents', b.hard_limit_microcents / 1000000), p_now);
+    END LOOP;
+    IF p_group IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT * INTO g FROM budget_groups WHERE id = p_group;
+    FOREACH pct IN ARRAY sg_crossed(g.period_spent_microcents - p_charged,
+                                    g.period_spent_microcents, g.hard_limit_microcents,
+                                    g.alert_thresholds_pct) LOOP
+        PERFORM sg_emit(p_tenant, 'budget.threshold', jsonb_build_object(
+            'scope', 'group', 'agent_id', p_agent, 'group_id', p_group,
+            'threshold_pct', pct, 'period', g.period,
+            'spent_cents', g.period_spent_microcents / 1000000.0,
+            'hard_limit_cents', g.hard_limit_microcents / 1000000), p_now);
+    END LOOP;
+END $$;
+
 -- Caller holds the locks of sg_lock_agent. Charges every expired hold of the agent in full.
 CREATE FUNCTION sg_expire_holds_v2(p_agent uuid, p_now timestamptz) RETURNS integer
 LANGUAGE plpgsql AS $$
@@ -253,6 +291,7 @@ BEGIN
         PERFORM sg_emit(tenant, 'hold.expired', jsonb_build_object(
             'agent_id', p_agent, 'group_id', h.group_id, 'hold_id', h.id, 'run_id', h.run_id,
             'model', h.model, 'charged_microcents', h.amount_microcents), p_now);
+        PERFORM sg_alert_thresholds(tenant, p_agent, h.group_id, h.amount_microcents, p_now);
         n := n + 1;
     END LOOP;
     RETURN n;
@@ -481,10 +520,7 @@ DECLARE
     lk record;
     room bigint;
     tenant uuid;
-    gbal bigint;
     used integer;
-    crossed smallint[];
-    pct smallint;
 BEGIN
     PERFORM set_config('synchronous_commit', 'on', true);
     p_now := coalesce(p_now, now());
@@ -595,26 +631,7 @@ BEGIN
         RETURN;
     END IF;
     SELECT a.tenant_id INTO tenant FROM agents a WHERE a.id = p_agent;
-    FOREACH pct IN ARRAY sg_crossed(b.period_spent_microcents,
-                                    b.period_spent_microcents + charged_microcents,
-                                    b.hard_limit_microcents, b.alert_thresholds_pct) LOOP
-        PERFORM sg_emit(tenant, 'budget.threshold', jsonb_build_object(
-            'scope', 'agent', 'agent_id', p_agent, 'group_id', h.group_id,
-            'threshold_pct', pct, 'period', b.period,
-            'spent_cents', (b.period_spent_microcents + charged_microcents) / 1000000.0,
-            'hard_limit_cents', b.hard_limit_microcents / 1000000), p_now);
-    END LOOP;
-    IF h.group_id IS NOT NULL THEN
-        FOREACH pct IN ARRAY sg_crossed(g.period_spent_microcents - charged_microcents,
-                                        g.period_spent_microcents, g.hard_limit_microcents,
-                                        g.alert_thresholds_pct) LOOP
-            PERFORM sg_emit(tenant, 'budget.threshold', jsonb_build_object(
-                'scope', 'group', 'agent_id', p_agent, 'group_id', h.group_id,
-                'threshold_pct', pct, 'period', g.period,
-                'spent_cents', g.period_spent_microcents / 1000000.0,
-                'hard_limit_cents', g.hard_limit_microcents / 1000000), p_now);
-        END LOOP;
-    END IF;
+    PERFORM sg_alert_thresholds(tenant, p_agent, h.group_id, charged_microcents, p_now);
     IF p_reason = 'budget_cutoff' THEN
         PERFORM sg_emit(tenant, 'call.cutoff', jsonb_build_object(
             'agent_id', p_agent, 'group_id', h.group_id, 'hold_id', p_hold,
@@ -786,7 +803,8 @@ $$;
 # Dropped by name (each is the only function of its name), callers before callees.
 NEW_FUNCTIONS = (
     "sg_settle_many_v2", "sg_reserve_many_v2", "sg_lock_batch", "sg_settle_v2", "sg_reserve_v2",
-    "sg_note_exhausted", "sg_sweep_agent_v2", "sg_expire_holds_v2", "sg_lock_agent",
+    "sg_note_exhausted", "sg_sweep_agent_v2", "sg_expire_holds_v2", "sg_alert_thresholds",
+    "sg_lock_agent",
     "sg_roll_tenant", "sg_roll_group", "sg_roll_budget", "sg_emit", "sg_crossed",
     "sg_model_allowed", "sg_period_end",
 )

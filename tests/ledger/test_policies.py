@@ -291,6 +291,21 @@ async def test_thresholds_fire_once_per_crossing_and_exhaustion_once_per_period(
         await pool.execute("UPDATE webhooks SET deleted_at = now() WHERE id = $1", webhook_id)
 
 
+async def test_an_expired_hold_that_crosses_a_threshold_alerts_too(pool):
+    webhook_id = await _webhook(pool, events=["budget.threshold", "hold.expired"])
+    try:
+        agent_id = await new_agent(pool, limit_cents=10)
+        await _policy(pool, agent_id, 10, alert_thresholds_pct=[50])
+        await ledger.reserve(pool, _req(agent_id, fixed=6 * CENT), ttl_s=1, now=DAY1)
+        await ledger.sweep_expired_holds(pool, now=DAY1 + timedelta(seconds=5))
+        [expired] = await _events(pool, webhook_id, "hold.expired")
+        assert expired["charged_microcents"] == 6 * CENT
+        [crossed] = await _events(pool, webhook_id, "budget.threshold")
+        assert crossed["threshold_pct"] == 50 and crossed["spent_cents"] == 6
+    finally:
+        await pool.execute("UPDATE webhooks SET deleted_at = now() WHERE id = $1", webhook_id)
+
+
 async def test_no_webhook_no_event_rows(pool):
     agent_id = await new_agent(pool, limit_cents=10)
     await _policy(pool, agent_id, 10, alert_thresholds_pct=[10])
