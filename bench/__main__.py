@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 from bench import (
@@ -26,10 +27,12 @@ from bench import (
     database,
     hot_agent,
     loadgen,
+    memory,
     peer,
     procs,
     profile,
     report,
+    stream_scale,
     streaming,
 )
 from bench.loadgen import Target
@@ -63,6 +66,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stream-words", type=int, default=30)
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument("--no-peer", action="store_true", help="skip LiteLLM")
+    parser.add_argument("--no-memory", action="store_true",
+                        help="skip the memory of serve --workers 1 and 2")
+    parser.add_argument("--no-stream-scale", action="store_true",
+                        help="skip the 5,000 concurrent streams")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json")
     return parser.parse_args(argv)
 
@@ -201,6 +208,11 @@ class Bench:
         print("streaming")
         self._streaming(sg1, agents["stream"])
 
+        if not args.no_memory:
+            self._memory(agents)
+        if not args.no_stream_scale:
+            self._stream_scale(agents)
+
         if litellm is not None:
             print(f"peer: LiteLLM {peer.version(litellm_exe)} (no database, pass-through)")
             try:
@@ -242,6 +254,32 @@ class Bench:
         self.results["streaming"] = result
         print(f"  added time to first chunk {result['added_ttfc_ms']} ms, "
               f"added per chunk {result['added_per_chunk_ms']} ms", flush=True)
+
+    def _memory(self, agents: dict) -> None:
+        print("memory (spendguard serve --workers 1 and 2 after ~400 calls; smaps_rollup)")
+        result = memory.run(self.dsn, self.fake, self.work, self.log_dir)
+        self.results["memory"] = result
+        for name, entry in result.items():
+            agents[f"memory_{name}"] = uuid.UUID(entry["agent"])
+            print(f"  --workers {entry['workers_flag']}: PSS per worker "
+                  f"{entry['pss_per_worker_mib']} MiB, set {entry['pss_total_mib']} MiB PSS "
+                  f"({entry['rss_total_mib']} MiB RSS summed)", flush=True)
+
+    def _stream_scale(self, agents: dict) -> None:
+        print(f"stream scale ({stream_scale.STREAMS} concurrent streams through one "
+              "spendguard serve)")
+        try:
+            result = stream_scale.run(self.dsn, self.fake, self.work, self.log_dir)
+        except RuntimeError as exc:  # reported as a miss, the rest of the run goes on
+            self.results["stream_scale"] = {"failed": str(exc)[:500]}
+            print(f"  failed: {exc}"[:500], flush=True)
+            return
+        agents["stream_scale"] = uuid.UUID(result["agent"])
+        self.results["stream_scale"] = result
+        print(f"  {result['peak_open']} open at once (all open after {result['open_all_s']} s),"
+              f" RSS {result['rss_idle_mib']} → {result['rss_peak_mib']} MiB, "
+              f"errors {result['errors']}, ledger "
+              f"{'exact' if result['ledger_exact'] else 'NOT exact'}", flush=True)
 
     def _profile(self, sg: procs.Child, agent) -> None:
         if profile.py_spy() is None:

@@ -181,7 +181,7 @@ def measure(dsn: str, fake: procs.Child, work: Path, log_dir: Path, workers: int
                                          / procs.CpuMeter.TICKS_PER_S)
     finally:
         child.stop()
-    return {"workers_flag": workers, "warmup": warmup, **result}
+    return {"workers_flag": workers, "agent": agent, "warmup": warmup, **result}
 
 
 def run(dsn: str, fake: procs.Child, work: Path, log_dir: Path,

@@ -336,7 +336,8 @@ def print_stream_scale(results: dict, console: Console) -> None:
         ("SpendGuard RSS idle → peak (MiB)",
          f"{scale['rss_idle_mib']:.0f} → {scale['rss_peak_mib']:.0f}"),
         ("RSS per open stream (KiB)", f"{scale['rss_per_stream_kib']:.0f}"),
-        ("SpendGuard CPU over the run (% of one core)", f"{scale['proxy_cpu_pct']}"),
+        ("CPU over the run, % of one core: "
+         + " / ".join(scale["cpu_pct"]), " / ".join(f"{v:.0f}" for v in scale["cpu_pct"].values())),
         ("fake provider RSS peak (MiB)", f"{scale['fake_rss_peak_mib']:.0f}"),
         ("ledger: charges / Σ deltas ≠ remaining / overrun µ¢ / holds left",
          (f"{ledger['charges']} / {ledger['mismatched']} / {ledger['overrun_microcents']}"
