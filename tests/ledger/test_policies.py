@@ -11,6 +11,7 @@ from fractions import Fraction
 import pytest
 
 from spendguard_proxy import groups, ledger, tenants
+from spendguard_proxy.webhooks import store
 from spendguard_proxy.errors import (
     BudgetLocked,
     InsufficientBudget,
@@ -288,7 +289,7 @@ async def test_thresholds_fire_once_per_crossing_and_exhaustion_once_per_period(
         await _spend(pool, agent_id, 6, now=DAY2)  # the new day: 60 % crossed again
         assert len(await _events(pool, webhook_id, "budget.threshold")) == 3
     finally:
-        await pool.execute("UPDATE webhooks SET deleted_at = now() WHERE id = $1", webhook_id)
+        await store.delete_webhook(pool, T, webhook_id)  # and its pending deliveries
 
 
 async def test_an_expired_hold_that_crosses_a_threshold_alerts_too(pool):
@@ -303,7 +304,7 @@ async def test_an_expired_hold_that_crosses_a_threshold_alerts_too(pool):
         [crossed] = await _events(pool, webhook_id, "budget.threshold")
         assert crossed["threshold_pct"] == 50 and crossed["spent_cents"] == 6
     finally:
-        await pool.execute("UPDATE webhooks SET deleted_at = now() WHERE id = $1", webhook_id)
+        await store.delete_webhook(pool, T, webhook_id)  # and its pending deliveries
 
 
 async def test_no_webhook_no_event_rows(pool):
