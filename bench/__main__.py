@@ -3,8 +3,8 @@
 The fake provider, each SpendGuard, LiteLLM (optional) and each load generator run as separate
 processes on 127.0.0.1, against a fresh database (embedded PostgreSQL in a temp dir, or a new
 database on ``CAP_DATABASE_URL``). Prints a table and writes bench/results/latest.json.
-Every load is closed-loop, bounded in time, and stops by itself; the run takes about two
-minutes (three with LiteLLM) on a 2-core machine.
+Every load is closed-loop, bounded in time, and stops by itself; the run takes about three and
+a half minutes (four with LiteLLM) on a 2-core machine.
 """
 
 from __future__ import annotations

@@ -129,7 +129,8 @@ def _stream_scale_rows(results: dict) -> list[dict]:
         return [{"target": "5,000 concurrent streams, RSS ≤ 600 MB, ledger exact",
                  "measured": f"failed: {scale['failed'][:80]}", "verdict": "MISS"}]
     ok = (scale["peak_open"] >= TARGET_STREAMS and scale["errors"] == 0
-          and scale["rss_peak_mib"] <= TARGET_STREAM_RSS_MIB and scale["ledger_exact"])
+          and scale["unfinished"] == 0 and scale["rss_peak_mib"] <= TARGET_STREAM_RSS_MIB
+          and scale["ledger_exact"])
     return [{"target": "5,000 concurrent streams, RSS ≤ 600 MB, ledger exact",
              "measured": f"{scale['peak_open']} open at once, RSS {scale['rss_peak_mib']:.0f} MiB,"
                          f" {scale['errors']} errors, ledger "
@@ -332,6 +333,8 @@ def print_stream_scale(results: dict, console: Console) -> None:
          f"{scale['completed']} / {scale['errors']} / {scale['unfinished']}"),
         ("errors by kind", ", ".join(f"{k} {v}" for k, v in scale["error_kinds"].items()) or "-"),
         ("time to open all (s)", f"{scale['open_all_s']}"),
+        (f"request → first event p50 / p99 (ms), ≤ {scale.get('open_parallel', '?')} waiting",
+         f"{scale.get('first_event_p50_ms')} / {scale.get('first_event_p99_ms')}"),
         ("wall time of the client (s)", f"{scale['wall_s']}"),
         ("SpendGuard RSS idle → peak (MiB)",
          f"{scale['rss_idle_mib']:.0f} → {scale['rss_peak_mib']:.0f}"),
