@@ -260,6 +260,9 @@ def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
     )
 
 
+LISTEN_BACKLOG = 4096
+
+
 async def start_site(
     app: web.Application,
     settings: Settings,
@@ -276,7 +279,13 @@ async def start_site(
     await runner.setup()
     try:
         site: web.BaseSite
-        site = web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, host, port)
+        # The kernel's accept queue, not aiohttp's 128: a burst of new connections (thousands
+        # of agents starting streams at once) is queued instead of losing SYNs; the kernel
+        # caps it at net.core.somaxconn.
+        if sock is not None:
+            site = web.SockSite(runner, sock, backlog=LISTEN_BACKLOG)
+        else:
+            site = web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG)
         await site.start()
     except BaseException:
         await runner.cleanup()
