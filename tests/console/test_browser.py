@@ -294,3 +294,46 @@ async def test_group_created_and_an_agent_put_in_it(page, sidecar_console, pool)
     await page.get_by_text("Budget saved.").wait_for()
     budget = await ledger.get_budget(pool, T, agent_id)
     assert budget["allowed_models"] is None and budget["group_id"] is None
+
+
+async def test_hosted_operator_journey_without_the_cli(page, hosted_console, pool, fake):
+    """Issue 13's "done when", hosted: sign in, create an agent, give it a budget, watch a
+    streaming call's charge appear live, change the limit — all in the browser."""
+    tenant = await new_tenant(pool)
+    await _sign_in(page, hosted_console, tenant.api_key)
+    await page.goto(hosted_console.url("/ui/agents"))
+    name = f"journey-{uuid.uuid4().hex[:6]}"
+    await page.get_by_label("Name", exact=True).fill(name)
+    await page.get_by_role("button", name="Create agent").click()
+    await page.wait_for_url(re.compile(r"/ui/agents/[0-9a-f-]{36}"))
+    agent_id = uuid.UUID(page.url.split("/ui/agents/")[1].split("?")[0])
+    await page.get_by_label("Hard limit (cents)").fill("100")
+    await page.get_by_label("Concurrency").select_option("shared")
+    await page.get_by_role("button", name="Save budget").click()
+    await page.get_by_text("Budget saved.").wait_for()
+    await page.get_by_text("Live · waiting for changes").wait_for()
+
+    async with openai.AsyncOpenAI(base_url=f"{hosted_console.base_url}/v1",
+                                  api_key=tenant.api_key, max_retries=0,
+                                  default_headers={"x-cynsta-agent-id": str(agent_id)}) as sdk:
+        stream = await sdk.chat.completions.create(
+            model="gpt-4o-mini", max_tokens=40, stream=True,
+            messages=[{"role": "user", "content": "hello"}])
+        async for _ in stream:
+            pass
+    row = page.locator("#ledger tr", has_text="openai:gpt-4o-mini")
+    await row.wait_for()
+    assert "complete" in await row.inner_text()
+    budget = await ledger.get_budget(pool, tenant.tenant_id, agent_id)
+    assert budget["remaining_microcents"] < 100 * 1_000_000
+    shown = await page.get_by_test_id("remaining").inner_text()
+    assert shown.replace(" ¢", "") == _cents_text(budget["remaining_microcents"])
+
+    await page.get_by_label("Hard limit (cents)").fill("300")
+    await page.get_by_label("Top-up (cents)").fill("200")
+    await page.get_by_role("button", name="Save budget").click()
+    await page.get_by_text("Budget saved.").wait_for()
+    budget = await ledger.get_budget(pool, tenant.tenant_id, agent_id)
+    assert budget["hard_limit_cents"] == 300
+    assert budget["remaining_microcents"] == min(
+        300 * 1_000_000, 100 * 1_000_000 - budget["period_spent_microcents"] + 200 * 1_000_000)
