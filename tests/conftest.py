@@ -75,7 +75,10 @@ def dsn(server_dsn):
 
 @pytest.fixture(scope="session")
 def settings():
-    return load_settings(_env_file=None, sweep_interval_seconds=3600)
+    # Pools of 8, not 20: a session keeps a dozen servers alive at once (each module's, the
+    # console's, the webhooks'), and their idle connections stay open for minutes — 20 each
+    # would exhaust the test PostgreSQL's max_connections (100).
+    return load_settings(_env_file=None, sweep_interval_seconds=3600, db_pool_max_size=8)
 
 
 @pytest.fixture(scope="session")
