@@ -36,6 +36,7 @@ from bench import (
     streaming,
 )
 from bench.loadgen import Target
+from spendguard_proxy.ledger import LOCAL_TENANT_ID
 
 RESULTS_DIR = Path(__file__).parent / "results"
 MODEL = "gpt-4o-mini"
@@ -184,11 +185,17 @@ class Bench:
 
         print("hot agent")
         self.results["hot_agent_ledger"] = {}
-        for mode, agent in (("direct", agents["ledger"]), ("batched", agents["ledger_batched"])):
+        ceiling_tenant, ceiling_agent = asyncio.run(database.make_ceiling_agent(self.dsn))
+        agents["ledger_ceiling"] = ceiling_agent
+        for label, mode, agent, tenant in (
+            ("direct", "direct", agents["ledger"], LOCAL_TENANT_ID),
+            ("batched", "batched", agents["ledger_batched"], LOCAL_TENANT_ID),
+            ("batched, tenant ceiling", "batched", ceiling_agent, ceiling_tenant),
+        ):
             ledger = hot_agent.run(self.dsn, agent, tasks=64, duration_s=args.duration,
-                                   pool_size=20, mode=mode)
-            self.results["hot_agent_ledger"][mode] = ledger
-            print(f"  ledger reserve+settle {mode:<8} {ledger['settled_per_s']:>9.1f} settled/s "
+                                   pool_size=20, mode=mode, tenant_id=tenant)
+            self.results["hot_agent_ledger"][label] = ledger
+            print(f"  ledger reserve+settle {label:<8} {ledger['settled_per_s']:>9.1f} settled/s "
                   f"(64 tasks, pool 20, p50 {ledger['cycle_p50_ms']} ms)", flush=True)
         self.load("spendguard_c64_hot", [self.target(sg1, agents["hot"])], 64, sg1)
 

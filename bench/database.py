@@ -126,6 +126,25 @@ async def make_policy_agents(dsn: str) -> dict[str, uuid.UUID]:
         await pool.close()
 
 
+async def make_ceiling_agent(dsn: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """(tenant id, agent id): an agent of a tenant with a monthly ceiling far above the load,
+    so every reserve and settle also locks and updates the tenant row."""
+    from spendguard_proxy import tenants
+
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        tenant = await tenants.create_tenant(pool, "bench-ceiling",
+                                             monthly_ceiling_cents=BIG_BUDGET_CENTS)
+        tenant_id = uuid.UUID(tenant["tenant_id"])
+        agent = await ledger.create_agent(pool, tenant_id, "bench-ceiling")
+        agent_id = uuid.UUID(agent["agent_id"])
+        await ledger.set_budget(pool, tenant_id, agent_id, hard_limit_cents=BIG_BUDGET_CENTS,
+                                concurrency="shared")
+        return tenant_id, agent_id
+    finally:
+        await pool.close()
+
+
 async def make_agents(dsn: str, names: list[str]) -> dict[str, uuid.UUID]:
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:

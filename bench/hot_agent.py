@@ -19,10 +19,10 @@ from spendguard_proxy.db.pool import create_pool
 from spendguard_proxy.settings import load_settings
 
 
-def _request(agent_id: uuid.UUID) -> ledger.ReserveRequest:
+def _request(agent_id: uuid.UUID, tenant_id: uuid.UUID) -> ledger.ReserveRequest:
     # gpt-4o-mini: 15 ¢ / 1M input, 60 ¢ / 1M output; 20 input tokens, at most 32 output.
     return ledger.ReserveRequest(
-        tenant_id=ledger.LOCAL_TENANT_ID,
+        tenant_id=tenant_id,
         agent_id=agent_id,
         run_id=uuid.uuid4(),
         fixed_microcents=300,
@@ -60,7 +60,7 @@ def _api(mode: str, pool):
 
 
 async def _run(dsn: str, agent_id: uuid.UUID, tasks: int, duration_s: float,
-               pool_size: int, mode: str) -> dict:
+               pool_size: int, mode: str, tenant_id: uuid.UUID) -> dict:
     settings = load_settings(_env_file=None, db_pool_min_size=pool_size,
                              db_pool_max_size=pool_size)
     pool = await create_pool(dsn, settings)
@@ -75,7 +75,7 @@ async def _run(dsn: str, agent_id: uuid.UUID, tasks: int, duration_s: float,
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
                 try:
-                    res = await api.reserve(_request(agent_id))
+                    res = await api.reserve(_request(agent_id, tenant_id))
                     await api.settle(agent_id, res.hold_id, realized_microcents=1500,
                                      input_tokens=20, output_tokens=20,
                                      termination_reason="complete")
@@ -106,5 +106,7 @@ async def _run(dsn: str, agent_id: uuid.UUID, tasks: int, duration_s: float,
 
 
 def run(dsn: str, agent_id: uuid.UUID, tasks: int, duration_s: float, pool_size: int,
-        mode: str = "direct") -> dict:
-    return asyncio.run(_run(dsn, agent_id, tasks, duration_s, pool_size, mode))
+        mode: str = "direct", tenant_id: uuid.UUID = ledger.LOCAL_TENANT_ID) -> dict:
+    """``tenant_id``: the agent's tenant (one with a monthly ceiling measures what the ceiling's
+    tenant-row lock costs)."""
+    return asyncio.run(_run(dsn, agent_id, tasks, duration_s, pool_size, mode, tenant_id))
