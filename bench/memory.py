@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 from bench import database, loadgen, procs
 from bench.loadgen import Target
+from bench.standalone import run_alone
 
 WORKER_SETS = (1, 2)
 WARMUP_CALLS = 400
@@ -194,28 +192,9 @@ def run(dsn: str, fake: procs.Child, work: Path, log_dir: Path,
 
 
 def main() -> int:
-    from rich.console import Console
-
     from bench import report
 
-    with tempfile.TemporaryDirectory(prefix="spendguard-bench-memory-") as tmp:
-        work = Path(tmp)
-        log_dir = work / "logs"
-        log_dir.mkdir()
-        with database.fresh_database(os.environ.get("CAP_DATABASE_URL")) as (dsn, _):
-            fake = procs.fake_provider(log_dir)
-            try:
-                results = {"memory": run(dsn, fake, work, log_dir)}
-            except BaseException:
-                for log in log_dir.iterdir():
-                    print(f"--- {log.name} ---\n{log.read_text(errors='replace')[-2000:]}",
-                          file=sys.stderr)
-                raise
-            finally:
-                fake.stop()
-    report.print_memory(results, Console(width=150))
-    print(json.dumps(results, indent=2))
-    return 0
+    return run_alone("memory", run, report.print_memory)
 
 
 if __name__ == "__main__":

@@ -24,11 +24,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -38,6 +36,7 @@ from pathlib import Path
 import asyncpg
 
 from bench import database, procs
+from bench.standalone import run_alone
 
 STREAMS = 5000
 DELAY_MS = 1000
@@ -316,28 +315,9 @@ def run(dsn: str, fake: procs.Child, work: Path, log_dir: Path, streams: int = S
 
 
 def main() -> int:
-    from rich.console import Console
-
     from bench import report
 
-    with tempfile.TemporaryDirectory(prefix="spendguard-bench-streams-") as tmp:
-        work = Path(tmp)
-        log_dir = work / "logs"
-        log_dir.mkdir()
-        with database.fresh_database(os.environ.get("CAP_DATABASE_URL")) as (dsn, _):
-            fake = procs.fake_provider(log_dir)
-            try:
-                results = {"stream_scale": run(dsn, fake, work, log_dir)}
-            except BaseException:
-                for log in log_dir.iterdir():
-                    print(f"--- {log.name} ---\n{log.read_text(errors='replace')[-2000:]}",
-                          file=sys.stderr)
-                raise
-            finally:
-                fake.stop()
-    report.print_stream_scale(results, Console(width=150))
-    print(json.dumps(results, indent=2))
-    return 0
+    return run_alone("stream_scale", run, report.print_stream_scale)
 
 
 if __name__ == "__main__":

@@ -52,10 +52,10 @@ def server_dsn():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def dsn(server_dsn):
-    """A fresh, migrated database for this test session."""
-    name = f"sg_test_{uuid.uuid4().hex[:12]}"
+@contextlib.contextmanager
+def migrated_database(server_dsn: str, prefix: str):
+    """A new database on the server, migrated to head; dropped (with its connections) after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
 
     async def admin(sql: str) -> None:
         conn = await asyncpg.connect(server_dsn)
@@ -66,11 +66,18 @@ def dsn(server_dsn):
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     url = _with_database(server_dsn, name)
-    db.upgrade(url)
     try:
+        db.upgrade(url)
         yield url
     finally:
         asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def dsn(server_dsn):
+    """A fresh, migrated database for this test session."""
+    with migrated_database(server_dsn, "sg_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -15,17 +15,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import asyncpg
 import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
 from spendguard_proxy import tenants
-from spendguard_proxy.db import pool as db
 from spendguard_proxy.db.pool import create_pool
 from spendguard_proxy.settings import Mode
 from spendguard_proxy.webhooks.secret_box import generate_key
 from spendguard_proxy.webhooks.worker import DeliveryWorker, delivery_session
+from tests.conftest import migrated_database
 
 SHORT = {
     "webhook_secret_key": SecretStr(generate_key()),
@@ -40,23 +39,8 @@ WAIT_S = 15  # the most any test waits for deliveries to settle
 
 @pytest.fixture(scope="session")
 def wh_dsn(server_dsn):
-    name = f"sg_webhooks_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(server_dsn)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    base, _, query = server_dsn.partition("?")
-    url = base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
-    db.upgrade(url)
-    try:
+    with migrated_database(server_dsn, "sg_webhooks") as url:
         yield url
-    finally:
-        asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
